@@ -1,0 +1,82 @@
+//! Connectors: where records come from and go to. One folder per connector: in-memory topics,
+//! files, the data generator, stdout. A source connector yields records (to decode) or ready
+//! batches; sinks are wired in the sink operator.
+
+pub mod datagen;
+pub mod file;
+pub mod memory;
+pub mod stdout;
+
+use datafusion::arrow::array::RecordBatch;
+use tokio::sync::watch;
+
+use crate::record::SourceRecord;
+
+/// What a source yields when polled.
+pub enum Poll {
+    /// Serialized records to decode.
+    Records(Vec<SourceRecord>),
+    /// A batch already in the relation's layout.
+    Batch(RecordBatch),
+    /// Nothing right now; more may come.
+    Idle,
+    /// Nothing more will ever come.
+    Exhausted,
+}
+
+/// A source connector's reader for one subtask.
+pub enum SourceReader {
+    /// In-memory topic partitions.
+    Memory(memory::MemoryReader),
+    /// A file.
+    File(file::FileReader),
+    /// The data generator.
+    Datagen(datagen::DatagenReader),
+}
+
+impl SourceReader {
+    /// Polls for up to `max` rows.
+    pub fn poll(&mut self, max: usize) -> crate::error::Result<Poll> {
+        match self {
+            SourceReader::Memory(m) => {
+                let recs = m.poll(max);
+                if !recs.is_empty() {
+                    Ok(Poll::Records(recs))
+                } else if m.exhausted() {
+                    Ok(Poll::Exhausted)
+                } else {
+                    Ok(Poll::Idle)
+                }
+            }
+            SourceReader::File(f) => f.poll(max),
+            SourceReader::Datagen(d) => d.poll(max),
+        }
+    }
+
+    /// A signal that fires when new data may be available, for sources that can wait on one.
+    pub fn changed(&mut self) -> Option<&mut watch::Receiver<u64>> {
+        match self {
+            SourceReader::Memory(m) => Some(m.changed()),
+            _ => None,
+        }
+    }
+
+    /// When the source can next produce (rate-limited generators).
+    pub fn next_ready(&self) -> Option<std::time::Instant> {
+        match self {
+            SourceReader::Datagen(d) => d.next_ready(),
+            _ => None,
+        }
+    }
+
+    /// Whether a barrier should wait until all currently available data was read (topics:
+    /// the conformance runner relies on this to feed records one at a time).
+    pub fn drains_before_barrier(&self) -> bool {
+        matches!(self, SourceReader::Memory(_))
+    }
+
+    /// Whether records still need decoding.
+    pub fn yields_records(&self) -> bool {
+        !matches!(self, SourceReader::Datagen(_))
+    }
+}

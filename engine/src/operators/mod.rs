@@ -1,0 +1,185 @@
+//! Stream operators. Each operator is a synchronous state machine over Arrow batches; the runtime
+//! chains operators of one stage inside a task and moves batches, watermarks and barriers between
+//! stages over bounded channels. One operator per file.
+
+pub mod aggregate_state;
+pub mod filter;
+pub mod group_aggregate;
+pub mod project;
+pub mod session_window;
+pub mod sink;
+pub mod table_source;
+pub mod window_aggregate;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::Int8Type;
+use datafusion::physical_expr::PhysicalExpr;
+use riffle_sql::plan::ChangeOp;
+
+use crate::error::Result;
+use crate::metrics::QueryMetrics;
+use crate::processing_log::{ErrorKind, ErrorRecord, ProcessingLog};
+
+/// What an operator can reach besides its input: the query's identity, the processing log, the
+/// current watermark and metrics.
+pub struct OpContext {
+    /// Query id, for processing-log entries.
+    pub query: String,
+    /// Where bad rows are reported.
+    pub log: Arc<ProcessingLog>,
+    /// The stage's current watermark.
+    pub watermark: i64,
+    /// The query's counters.
+    pub metrics: Arc<QueryMetrics>,
+}
+
+impl OpContext {
+    /// Reports a processing-log entry.
+    pub fn report(&self, e: ErrorRecord) {
+        self.log.report(e)
+    }
+
+    /// Reports function errors raised while evaluating expressions, with the row's coordinates.
+    pub fn report_function_errors(&self, messages: Vec<String>) {
+        for m in messages {
+            self.log.report(ErrorRecord::new(&self.query, ErrorKind::Function, m));
+        }
+    }
+}
+
+/// A stream operator.
+pub trait Operator: Send {
+    /// Name for logs and EXPLAIN.
+    fn name(&self) -> &'static str;
+    /// Processes one batch, returning output batches.
+    fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>>;
+    /// The watermark advanced to `wm`: close windows, fire timers.
+    fn on_watermark(&mut self, _wm: i64, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        Ok(vec![])
+    }
+    /// A checkpoint barrier passed: snapshot state for `epoch`.
+    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut OpContext) -> Result<()> {
+        Ok(())
+    }
+    /// The input ended.
+    fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        Ok(vec![])
+    }
+}
+
+/// Operators of one stage, applied in order.
+#[derive(Default)]
+pub struct Chain {
+    ops: Vec<Box<dyn Operator>>,
+}
+
+impl Chain {
+    /// A chain of operators.
+    pub fn new(ops: Vec<Box<dyn Operator>>) -> Self {
+        Chain { ops }
+    }
+
+    fn push(&mut self, from: usize, batches: Vec<RecordBatch>, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        let mut current = batches;
+        for op in self.ops.iter_mut().skip(from) {
+            let mut next = Vec::new();
+            for b in current {
+                if b.num_rows() == 0 {
+                    continue;
+                }
+                next.extend(op.process(b, ctx)?);
+            }
+            current = next;
+        }
+        Ok(current.into_iter().filter(|b| b.num_rows() > 0).collect())
+    }
+
+    /// Runs a batch through every operator.
+    pub fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.push(0, vec![batch], ctx)
+    }
+
+    /// Delivers a watermark to each operator in turn, passing on what each emits.
+    pub fn watermark(&mut self, wm: i64, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        ctx.watermark = wm;
+        let mut out = Vec::new();
+        for i in 0..self.ops.len() {
+            let emitted = self.ops[i].on_watermark(wm, ctx)?;
+            if !emitted.is_empty() {
+                out.extend(self.push(i + 1, emitted, ctx)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delivers a barrier to every operator.
+    pub fn barrier(&mut self, epoch: u64, ctx: &mut OpContext) -> Result<()> {
+        for op in &mut self.ops {
+            op.on_barrier(epoch, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every operator in turn.
+    pub fn end(&mut self, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for i in 0..self.ops.len() {
+            let emitted = self.ops[i].on_end(ctx)?;
+            if !emitted.is_empty() {
+                out.extend(self.push(i + 1, emitted, ctx)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The change kinds of a batch.
+pub fn ops_of(batch: &RecordBatch, op_index: usize) -> Int8Array {
+    batch.column(op_index).as_primitive::<Int8Type>().clone()
+}
+
+/// Evaluates an expression over a batch; when the batch fails as a whole, evaluates row by row so
+/// only failing rows become NULL (each reported), as ksqlDB does for per-row function errors.
+pub fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch, ctx: &OpContext) -> Result<ArrayRef> {
+    riffle_udfs::errors::drain();
+    match expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())) {
+        Ok(a) => {
+            let errs = riffle_udfs::errors::drain();
+            ctx.report_function_errors(errs);
+            Ok(a)
+        }
+        Err(batch_err) => {
+            let dt = expr.data_type(batch.schema().as_ref())?;
+            let mut parts: Vec<ArrayRef> = Vec::with_capacity(batch.num_rows());
+            for i in 0..batch.num_rows() {
+                let row = batch.slice(i, 1);
+                match expr.evaluate(&row).and_then(|v| v.into_array(1)) {
+                    Ok(a) => parts.push(a),
+                    Err(e) => {
+                        ctx.report(ErrorRecord::new(&ctx.query, ErrorKind::Function, format!("{expr}: {e}")));
+                        parts.push(datafusion::arrow::array::new_null_array(&dt, 1));
+                    }
+                }
+            }
+            ctx.report_function_errors(riffle_udfs::errors::drain());
+            if parts.is_empty() {
+                return Err(batch_err.into());
+            }
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            Ok(datafusion::arrow::compute::concat(&refs)?)
+        }
+    }
+}
+
+/// Keeps rows where `mask` is true.
+pub fn filter(batch: &RecordBatch, mask: &BooleanArray) -> Result<RecordBatch> {
+    Ok(filter_record_batch(batch, mask)?)
+}
+
+/// Whether a change kind removes a row.
+pub fn is_retraction(op: i8) -> bool {
+    ChangeOp::from_i8(op).is_retraction()
+}

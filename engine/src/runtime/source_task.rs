@@ -1,0 +1,209 @@
+//! Source task: polls a connector, decodes records into batches, tracks event time per partition
+//! to produce watermarks, runs the source stage's operator chain and injects barriers on command.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+use tokio::sync::mpsc;
+
+use super::exchange::Output;
+use super::{Message, SourceCommand};
+use crate::connectors::{Poll, SourceReader};
+use crate::error::Result;
+use crate::formats::RecordDecoder;
+use crate::operators::{Chain, OpContext};
+
+/// Per-partition event-time tracking with bounded out-of-orderness and idleness.
+pub struct WatermarkTracker {
+    delay: i64,
+    idle_timeout: Option<Duration>,
+    partitions: HashMap<i32, (i64, Instant)>,
+    emitted: i64,
+}
+
+impl WatermarkTracker {
+    /// A tracker trailing the largest event time per partition by `delay` milliseconds.
+    pub fn new(delay: i64, idle_timeout: Option<Duration>) -> Self {
+        WatermarkTracker { delay, idle_timeout, partitions: HashMap::new(), emitted: i64::MIN }
+    }
+
+    /// Observes a batch's partitions and event times.
+    pub fn observe(&mut self, batch: &RecordBatch, rowtime: usize, partition: usize) {
+        let times = batch.column(rowtime).as_primitive::<Int64Type>();
+        let parts = batch.column(partition).as_primitive::<Int32Type>();
+        let now = Instant::now();
+        for i in 0..batch.num_rows() {
+            let e = self.partitions.entry(parts.value(i)).or_insert((i64::MIN, now));
+            e.0 = e.0.max(times.value(i));
+            e.1 = now;
+        }
+    }
+
+    /// The watermark if it advanced since last emitted.
+    pub fn advance(&mut self) -> Option<i64> {
+        let now = Instant::now();
+        let active: Vec<i64> = self
+            .partitions
+            .values()
+            .filter(|(_, seen)| self.idle_timeout.is_none_or(|t| now.duration_since(*seen) < t))
+            .map(|(ts, _)| *ts)
+            .collect();
+        let base = if active.is_empty() {
+            self.partitions.values().map(|(ts, _)| *ts).max()?
+        } else {
+            active.into_iter().min()?
+        };
+        let wm = base.saturating_sub(self.delay);
+        if wm > self.emitted {
+            self.emitted = wm;
+            Some(wm)
+        } else {
+            None
+        }
+    }
+}
+
+enum Wake {
+    Command(Option<SourceCommand>),
+    Data,
+    Timer,
+}
+
+/// Everything a source task owns.
+pub struct SourceTask {
+    /// The connector reader.
+    pub reader: SourceReader,
+    /// Decoder for record-yielding connectors.
+    pub decoder: Option<RecordDecoder>,
+    /// Operators of the source stage.
+    pub chain: Chain,
+    /// Where results go.
+    pub output: Output,
+    /// Control commands from the query.
+    pub control: mpsc::UnboundedReceiver<SourceCommand>,
+    /// Operator context.
+    pub ctx: OpContext,
+    /// Largest batch.
+    pub max_batch: usize,
+    /// Watermark tracking.
+    pub watermarks: WatermarkTracker,
+    /// Column indices of ROWTIME and ROWPARTITION.
+    pub time_columns: (usize, usize),
+}
+
+impl SourceTask {
+    async fn emit(&mut self, batch: RecordBatch) -> Result<()> {
+        self.ctx.metrics.add_in(batch.num_rows());
+        self.watermarks.observe(&batch, self.time_columns.0, self.time_columns.1);
+        let out = self.chain.process(batch, &mut self.ctx)?;
+        self.output.batches(out).await?;
+        if let Some(wm) = self.watermarks.advance() {
+            self.watermark(wm).await?;
+        }
+        Ok(())
+    }
+
+    async fn watermark(&mut self, wm: i64) -> Result<()> {
+        let out = self.chain.watermark(wm, &mut self.ctx)?;
+        self.output.batches(out).await?;
+        self.output.control(Message::Watermark(wm)).await
+    }
+
+    /// Polls once; returns false when the source is exhausted.
+    async fn step(&mut self) -> Result<Option<bool>> {
+        match self.reader.poll(self.max_batch)? {
+            Poll::Records(recs) => {
+                let Some(decoder) = &self.decoder else { return Ok(Some(true)) };
+                let decoded = decoder.decode(&recs);
+                for e in decoded.errors {
+                    self.ctx.report(e);
+                }
+                if decoded.batch.num_rows() > 0 {
+                    self.emit(decoded.batch).await?;
+                }
+                Ok(Some(true))
+            }
+            Poll::Batch(b) => {
+                self.emit(b).await?;
+                Ok(Some(true))
+            }
+            Poll::Idle => Ok(None),
+            Poll::Exhausted => Ok(Some(false)),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        self.watermark(i64::MAX).await?;
+        let out = self.chain.end(&mut self.ctx)?;
+        self.output.batches(out).await?;
+        self.output.control(Message::End).await
+    }
+
+    async fn barrier(&mut self, epoch: u64) -> Result<()> {
+        if self.reader.drains_before_barrier() {
+            while let Some(true) = self.step().await? {}
+        }
+        self.chain.barrier(epoch, &mut self.ctx)?;
+        self.output.control(Message::Barrier(epoch)).await
+    }
+
+    /// Runs until the source is exhausted (run-until-idle) or stopped.
+    pub async fn run(mut self) -> Result<()> {
+        loop {
+            while let Ok(cmd) = self.control.try_recv() {
+                match cmd {
+                    SourceCommand::Barrier(e) => self.barrier(e).await?,
+                    SourceCommand::Stop => {
+                        let out = self.chain.end(&mut self.ctx)?;
+                        self.output.batches(out).await?;
+                        return self.output.control(Message::End).await;
+                    }
+                }
+            }
+            if let Some(rx) = self.reader.changed() {
+                rx.borrow_and_update();
+            }
+            match self.step().await? {
+                Some(true) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Some(false) => return self.finish().await,
+                None => {}
+            }
+            // Idle: wait for data, a command, the rate limiter or the idleness check.
+            let wait_until = self.reader.next_ready().unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(wait_until));
+            let wake = {
+                let control = &mut self.control;
+                let changed = self.reader.changed();
+                tokio::select! {
+                    cmd = control.recv() => Wake::Command(cmd),
+                    _ = async move {
+                        match changed {
+                            Some(rx) => { let _ = rx.changed().await; }
+                            None => std::future::pending::<()>().await,
+                        }
+                    } => Wake::Data,
+                    _ = sleep => Wake::Timer,
+                }
+            };
+            match wake {
+                Wake::Command(Some(SourceCommand::Barrier(e))) => self.barrier(e).await?,
+                Wake::Command(Some(SourceCommand::Stop)) | Wake::Command(None) => {
+                    let out = self.chain.end(&mut self.ctx)?;
+                    self.output.batches(out).await?;
+                    return self.output.control(Message::End).await;
+                }
+                Wake::Data => {}
+                Wake::Timer => {
+                    if let Some(wm) = self.watermarks.advance() {
+                        self.watermark(wm).await?;
+                    }
+                }
+            }
+        }
+    }
+}

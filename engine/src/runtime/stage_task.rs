@@ -1,0 +1,127 @@
+//! Stage task: receives from one or more upstream subtasks, runs its operator chain and sends
+//! downstream. The stage watermark is the minimum over live inputs; a barrier is processed once
+//! every live input delivered it (messages behind a barrier wait), so snapshots are consistent.
+
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc;
+
+use super::Message;
+use super::exchange::Output;
+use crate::error::Result;
+use crate::operators::{Chain, OpContext};
+
+/// Everything a stage task owns.
+pub struct StageTask {
+    /// Inbound messages tagged with the sending upstream subtask.
+    pub input: mpsc::Receiver<(usize, Message)>,
+    /// Number of upstream subtasks.
+    pub upstreams: usize,
+    /// Operators.
+    pub chain: Chain,
+    /// Where results go.
+    pub output: Output,
+    /// Operator context.
+    pub ctx: OpContext,
+}
+
+struct Inputs {
+    watermarks: Vec<i64>,
+    ended: Vec<bool>,
+    barrier: Vec<Option<u64>>,
+    buffered: Vec<VecDeque<Message>>,
+    current: i64,
+}
+
+impl StageTask {
+    /// Runs until every upstream ended.
+    pub async fn run(mut self) -> Result<()> {
+        let n = self.upstreams.max(1);
+        let mut st = Inputs {
+            watermarks: vec![i64::MIN; n],
+            ended: vec![false; n],
+            barrier: vec![None; n],
+            buffered: vec![VecDeque::new(); n],
+            current: i64::MIN,
+        };
+        let mut pending: VecDeque<(usize, Message)> = VecDeque::new();
+        loop {
+            let (from, msg) = match pending.pop_front() {
+                Some(m) => m,
+                None => match self.input.recv().await {
+                    Some(m) => m,
+                    None => {
+                        // Every sender is gone without End: treat as the end of input.
+                        let out = self.chain.end(&mut self.ctx)?;
+                        self.output.batches(out).await?;
+                        return self.output.control(Message::End).await;
+                    }
+                },
+            };
+            if st.barrier[from].is_some() {
+                st.buffered[from].push_back(msg);
+                continue;
+            }
+            match msg {
+                Message::Batch(b) => {
+                    let out = self.chain.process(b, &mut self.ctx)?;
+                    self.output.batches(out).await?;
+                }
+                Message::Watermark(w) => {
+                    st.watermarks[from] = st.watermarks[from].max(w);
+                    self.maybe_advance(&mut st).await?;
+                }
+                Message::Barrier(e) => {
+                    st.barrier[from] = Some(e);
+                    self.maybe_complete_barrier(&mut st, &mut pending).await?;
+                }
+                Message::End => {
+                    st.ended[from] = true;
+                    if st.ended.iter().all(|e| *e) {
+                        let out = self.chain.end(&mut self.ctx)?;
+                        self.output.batches(out).await?;
+                        return self.output.control(Message::End).await;
+                    }
+                    self.maybe_advance(&mut st).await?;
+                    self.maybe_complete_barrier(&mut st, &mut pending).await?;
+                }
+            }
+        }
+    }
+
+    async fn maybe_advance(&mut self, st: &mut Inputs) -> Result<()> {
+        let live = st.watermarks.iter().zip(&st.ended).filter(|(_, e)| !**e).map(|(w, _)| *w);
+        let Some(wm) = live.min() else { return Ok(()) };
+        if wm > st.current {
+            st.current = wm;
+            self.ctx.metrics.set_watermark(wm);
+            let out = self.chain.watermark(wm, &mut self.ctx)?;
+            self.output.batches(out).await?;
+            self.output.control(Message::Watermark(wm)).await?;
+        }
+        Ok(())
+    }
+
+    async fn maybe_complete_barrier(&mut self, st: &mut Inputs, pending: &mut VecDeque<(usize, Message)>) -> Result<()> {
+        let waiting: Vec<u64> = st.barrier.iter().flatten().copied().collect();
+        let Some(&epoch) = waiting.first() else { return Ok(()) };
+        let aligned = st.barrier.iter().zip(&st.ended).all(|(b, e)| *e || b.is_some());
+        if !aligned {
+            return Ok(());
+        }
+        self.chain.barrier(epoch, &mut self.ctx)?;
+        self.output.control(Message::Barrier(epoch)).await?;
+        let mut replay = VecDeque::new();
+        for (i, q) in st.buffered.iter_mut().enumerate() {
+            st.barrier[i] = None;
+            while let Some(m) = q.pop_front() {
+                replay.push_back((i, m));
+            }
+        }
+        while let Some(m) = pending.pop_front() {
+            replay.push_back(m);
+        }
+        *pending = replay;
+        Ok(())
+    }
+}

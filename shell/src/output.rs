@@ -1,0 +1,85 @@
+//! Rendering results for people: tables for listings, JSON lines for streamed rows, and error
+//! messages with the offending line and a caret under the column.
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int8Type;
+use riffle_engine::StatementResult;
+use riffle_engine::formats::text::write_json;
+use riffle_sql::SqlError;
+use riffle_sql::plan::{ChangeOp, StreamSchema};
+
+/// Renders a listing as a table.
+pub fn table(headers: &[String], rows: &[Vec<String>]) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_header(headers);
+    for r in rows {
+        t.add_row(r);
+    }
+    t.to_string()
+}
+
+/// A one-line summary of a statement result (tables and text are returned whole).
+pub fn describe(r: &StatementResult) -> String {
+    match r {
+        StatementResult::Created { kind, name } => format!("Created {} {name}", kind.to_string().to_lowercase()),
+        StatementResult::QueryStarted { query_id, sink } => format!("Started query {query_id} writing {sink}"),
+        StatementResult::Inserted { target } => format!("Inserted a row into {target}"),
+        StatementResult::Dropped { name } => format!("Dropped {name}"),
+        StatementResult::Terminated { ids } => format!("Terminated {}", ids.join(", ")),
+        StatementResult::Listing { headers, rows } => table(headers, rows),
+        StatementResult::Text(t) => t.clone(),
+        StatementResult::Property { name, value: Some(v) } => format!("Set {name} = {v}"),
+        StatementResult::Property { name, value: None } => format!("Unset {name}"),
+        StatementResult::Transient(t) => format!("Streaming results of {}", t.handle.id),
+    }
+}
+
+/// The rows of a result batch as JSON objects (keys, values, window bounds); updates whose new
+/// value follows are skipped, deletes are marked.
+pub fn json_rows(batch: &RecordBatch, schema: &StreamSchema) -> Vec<String> {
+    let ops = batch.column(schema.op()).as_primitive::<Int8Type>();
+    let mut names: Vec<String> =
+        schema.key_fields().iter().chain(schema.value_fields().iter()).map(|f| f.name().clone()).collect();
+    let mut n = schema.key_count + schema.value_count;
+    if schema.windowed {
+        names.push("WINDOWSTART".into());
+        names.push("WINDOWEND".into());
+        n += 2;
+    }
+    let mut out = Vec::new();
+    for i in 0..batch.num_rows() {
+        let op = ChangeOp::from_i8(ops.value(i));
+        if op == ChangeOp::UpdateBefore {
+            continue;
+        }
+        let mut s = String::from("{");
+        for c in 0..n {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push_str(&serde_json::to_string(&names[c]).unwrap_or_default());
+            s.push(':');
+            write_json(&mut s, batch.column(c), i);
+        }
+        if op == ChangeOp::Delete {
+            s.push_str(",\"__deleted\":true");
+        }
+        s.push('}');
+        out.push(s);
+    }
+    out
+}
+
+/// An error message; syntax errors show the offending line with a caret under the column.
+pub fn error_with_caret(e: &SqlError, text: &str) -> String {
+    match e.position() {
+        Some(p) if p.line > 0 => {
+            let line = text.lines().nth((p.line - 1) as usize).unwrap_or("");
+            let caret = " ".repeat(p.column.saturating_sub(1) as usize);
+            format!("{e}\n{line}\n{caret}^")
+        }
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,544 @@
+//! The catalog model: what a declared stream or table is (columns, keys, topic, formats, time),
+//! built from `CREATE` statements and shared by the planner and the engine.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+
+use crate::ast::{CreateSource, HeaderSpec, Properties, PropertyValue, SourceKind};
+use crate::error::{Result, SqlError};
+
+/// A declared column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Name, exactly as resolved (upper-case unless quoted).
+    pub name: String,
+    /// Arrow type.
+    pub data_type: DataType,
+    /// Part of the key (stream `KEY` or table `PRIMARY KEY`).
+    pub key: bool,
+    /// Filled from record headers rather than the value.
+    pub header: Option<HeaderSpec>,
+}
+
+/// Serialization formats for keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FormatKind {
+    /// JSON objects (or bare values for keys and unwrapped single values).
+    Json,
+    /// Comma (or other) separated values.
+    Delimited,
+    /// Kafka's primitive serializers: big-endian numbers, UTF-8 strings.
+    Kafka,
+    /// No data: the key or value is ignored.
+    None,
+    /// Debezium change events in JSON (`before`/`after`/`op`).
+    DebeziumJson,
+    /// Avro with a schema registry (not supported yet).
+    Avro,
+    /// Protobuf with a schema registry (not supported yet).
+    Protobuf,
+    /// JSON with a schema registry (not supported yet).
+    JsonSr,
+}
+
+impl FormatKind {
+    /// Parses a format name as written in `WITH (…)`.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name.to_uppercase().as_str() {
+            "JSON" => FormatKind::Json,
+            "DELIMITED" | "CSV" => FormatKind::Delimited,
+            "KAFKA" => FormatKind::Kafka,
+            "NONE" => FormatKind::None,
+            "DEBEZIUM_JSON" | "DEBEZIUM-JSON" => FormatKind::DebeziumJson,
+            "AVRO" => FormatKind::Avro,
+            "PROTOBUF" | "PROTOBUF_NOSR" => FormatKind::Protobuf,
+            "JSON_SR" => FormatKind::JsonSr,
+            other => {
+                return Err(SqlError::semantic(format!(
+                    "unknown format '{other}': expected JSON, DELIMITED, KAFKA, NONE or DEBEZIUM_JSON"
+                )));
+            }
+        })
+    }
+
+    /// The name shown to users.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FormatKind::Json => "JSON",
+            FormatKind::Delimited => "DELIMITED",
+            FormatKind::Kafka => "KAFKA",
+            FormatKind::None => "NONE",
+            FormatKind::DebeziumJson => "DEBEZIUM_JSON",
+            FormatKind::Avro => "AVRO",
+            FormatKind::Protobuf => "PROTOBUF",
+            FormatKind::JsonSr => "JSON_SR",
+        }
+    }
+}
+
+/// A format plus its options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormatSpec {
+    /// Which format.
+    pub kind: FormatKind,
+    /// Field delimiter for DELIMITED.
+    pub delimiter: char,
+    /// For values with one column: wrap it in an object (JSON) — `None` means the default (wrap).
+    pub wrap_single_value: Option<bool>,
+}
+
+impl FormatSpec {
+    /// A format with default options.
+    pub fn new(kind: FormatKind) -> Self {
+        FormatSpec { kind, delimiter: ',', wrap_single_value: None }
+    }
+
+    /// Whether a single value column is written wrapped in an object.
+    pub fn wraps_single(&self) -> bool {
+        self.wrap_single_value.unwrap_or(true)
+    }
+}
+
+/// The type of window of a windowed key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowType {
+    /// Tumbling time window.
+    Tumbling,
+    /// Hopping time window.
+    Hopping,
+    /// Session window.
+    Session,
+}
+
+impl WindowType {
+    /// The name as written in SQL.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WindowType::Tumbling => "TUMBLING",
+            WindowType::Hopping => "HOPPING",
+            WindowType::Session => "SESSION",
+        }
+    }
+}
+
+/// Describes a windowed key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowInfo {
+    /// Window type.
+    pub window_type: WindowType,
+    /// Window size in milliseconds (time windows only).
+    pub size_ms: Option<i64>,
+}
+
+/// Where a relation's records live.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connector {
+    /// A topic: Kafka when configured, otherwise an in-memory topic.
+    Topic,
+    /// A file of JSON lines or CSV rows.
+    File {
+        /// File path.
+        path: String,
+    },
+    /// Generated rows.
+    Datagen(DatagenOptions),
+    /// Rows printed to standard output (sink only).
+    Stdout,
+    /// Rows discarded (sink only; for benchmarks).
+    Blackhole,
+}
+
+/// Options of the data generator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DatagenOptions {
+    /// Total rows; `None` is unbounded.
+    pub rows: Option<u64>,
+    /// Rows per second; `None` is as fast as possible.
+    pub rate: Option<f64>,
+    /// Random seed: the same seed gives the same rows.
+    pub seed: u64,
+    /// Per-column options (`fields.<col>.<option>`), keyed by column then option.
+    pub fields: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// A declared stream or table.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    /// Name.
+    pub name: String,
+    /// Stream or table.
+    pub kind: SourceKind,
+    /// Columns: key columns first, in declaration order, then value columns.
+    pub columns: Vec<Column>,
+    /// Topic name (for topic-backed relations; otherwise the relation name).
+    pub topic: String,
+    /// Key format.
+    pub key_format: FormatSpec,
+    /// Value format.
+    pub value_format: FormatSpec,
+    /// Column holding event time, if not the record timestamp.
+    pub timestamp: Option<String>,
+    /// Java pattern for a string `timestamp` column.
+    pub timestamp_format: Option<String>,
+    /// Windowed key, for relations produced by windowed aggregations.
+    pub window: Option<WindowInfo>,
+    /// Where records are read from / written to.
+    pub connector: Connector,
+    /// Partitions for created topics.
+    pub partitions: u32,
+    /// `CREATE SOURCE`: read-only.
+    pub is_source: bool,
+    /// Bounded out-of-orderness for the watermark, in milliseconds.
+    pub watermark_delay_ms: i64,
+    /// The statement that created it.
+    pub sql: String,
+    /// The raw `WITH` properties.
+    pub properties: Properties,
+}
+
+impl SourceDef {
+    /// Key columns.
+    pub fn key_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| c.key)
+    }
+
+    /// Value columns.
+    pub fn value_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| !c.key)
+    }
+
+    /// Looks up a column by exact name.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// Session-level settings that shape how `CREATE` statements are interpreted.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// `ksql.persistence.default.format.key` (KAFKA when unset).
+    pub key_format: Option<String>,
+    /// `ksql.persistence.default.format.value`.
+    pub value_format: Option<String>,
+    /// `ksql.persistence.wrap.single.values`.
+    pub wrap_single_values: Option<bool>,
+    /// `ksql.output.topic.name.prefix`.
+    pub topic_prefix: String,
+}
+
+/// Reads a property as text.
+pub fn prop(props: &Properties, key: &str) -> Option<String> {
+    props.get(key).map(PropertyValue::as_text)
+}
+
+fn delimiter(text: &str) -> Result<char> {
+    match text.to_uppercase().as_str() {
+        "TAB" => Ok('\t'),
+        "SPACE" => Ok(' '),
+        _ => {
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(c),
+                _ => Err(SqlError::semantic(format!(
+                    "a delimiter must be one character, TAB or SPACE; got '{text}'"
+                ))),
+            }
+        }
+    }
+}
+
+fn parse_bool(text: &str, what: &str) -> Result<bool> {
+    match text.to_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(SqlError::semantic(format!("{what} must be true or false, got '{text}'"))),
+    }
+}
+
+/// Builds key and value format specs from `WITH` properties, falling back to `inherited` formats
+/// (for `CREATE … AS SELECT`) and then to session defaults.
+pub fn formats_from(
+    props: &Properties,
+    defaults: &Defaults,
+    inherited: Option<(&FormatSpec, &FormatSpec)>,
+    has_key_columns: bool,
+) -> Result<(FormatSpec, FormatSpec)> {
+    let both = prop(props, "FORMAT");
+    let key_name = prop(props, "KEY_FORMAT").or_else(|| both.clone());
+    let value_name = prop(props, "VALUE_FORMAT").or_else(|| both.clone());
+    let mut key = match (key_name, inherited) {
+        (Some(k), _) => FormatSpec::new(FormatKind::parse(&k)?),
+        (None, Some((k, _))) => k.clone(),
+        (None, None) => FormatSpec::new(FormatKind::parse(
+            defaults.key_format.as_deref().unwrap_or("KAFKA"),
+        )?),
+    };
+    let mut value = match (value_name, inherited) {
+        (Some(v), _) => FormatSpec::new(FormatKind::parse(&v)?),
+        (None, Some((_, v))) => FormatSpec { wrap_single_value: None, ..v.clone() },
+        (None, None) => match &defaults.value_format {
+            Some(v) => FormatSpec::new(FormatKind::parse(v)?),
+            None => {
+                return Err(SqlError::semantic(
+                    "missing VALUE_FORMAT (or FORMAT) in the WITH clause, e.g. WITH (value_format='JSON')",
+                ));
+            }
+        },
+    };
+    if !has_key_columns && prop(props, "KEY_FORMAT").is_none() && both.is_none() {
+        key = FormatSpec::new(FormatKind::None);
+    } else if has_key_columns && key.kind == FormatKind::None {
+        key = FormatSpec::new(FormatKind::parse(defaults.key_format.as_deref().unwrap_or("KAFKA"))?);
+    }
+    if let Some(d) = prop(props, "KEY_DELIMITER") {
+        key.delimiter = delimiter(&d)?;
+    }
+    if let Some(d) = prop(props, "VALUE_DELIMITER") {
+        value.delimiter = delimiter(&d)?;
+    }
+    if let Some(w) = prop(props, "WRAP_SINGLE_VALUE") {
+        value.wrap_single_value = Some(parse_bool(&w, "WRAP_SINGLE_VALUE")?);
+    } else if value.wrap_single_value.is_none() {
+        value.wrap_single_value = defaults.wrap_single_values;
+    }
+    for f in [&key, &value] {
+        if matches!(f.kind, FormatKind::Avro | FormatKind::Protobuf | FormatKind::JsonSr) {
+            return Err(SqlError::Unsupported(format!(
+                "the {} format needs a schema registry, which riffle does not support yet",
+                f.kind.name()
+            )));
+        }
+    }
+    Ok((key, value))
+}
+
+/// Parses the connector properties of a relation.
+pub fn connector_from(props: &Properties) -> Result<Connector> {
+    let Some(kind) = prop(props, "CONNECTOR") else { return Ok(Connector::Topic) };
+    Ok(match kind.to_lowercase().as_str() {
+        "kafka" | "topic" => Connector::Topic,
+        "file" | "filesystem" => Connector::File {
+            path: prop(props, "PATH").ok_or_else(|| {
+                SqlError::semantic("connector='file' needs path='…' in the WITH clause")
+            })?,
+        },
+        "datagen" => {
+            let num = |k: &str| -> Result<Option<f64>> {
+                prop(props, k)
+                    .map(|v| {
+                        v.parse::<f64>().map_err(|_| {
+                            SqlError::semantic(format!("{} must be a number, got '{v}'", k.to_lowercase()))
+                        })
+                    })
+                    .transpose()
+            };
+            let mut fields: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            for (k, v) in props {
+                if let Some(rest) = k.strip_prefix("FIELDS.")
+                    && let Some((col, opt)) = rest.rsplit_once('.')
+                {
+                    fields.entry(col.to_string()).or_default().insert(opt.to_lowercase(), v.as_text());
+                }
+            }
+            Connector::Datagen(DatagenOptions {
+                rows: num("ROWS")?.or(num("NUMBER-OF-ROWS")?).map(|v| v as u64),
+                rate: num("RATE")?.or(num("ROWS-PER-SECOND")?),
+                seed: num("SEED")?.unwrap_or(0.0) as u64,
+                fields,
+            })
+        }
+        "stdout" | "print" => Connector::Stdout,
+        "blackhole" => Connector::Blackhole,
+        other => {
+            return Err(SqlError::semantic(format!(
+                "unknown connector '{other}': expected kafka, file, datagen, stdout or blackhole"
+            )));
+        }
+    })
+}
+
+/// Builds a source definition from a `CREATE STREAM|TABLE (…) WITH (…)` statement.
+pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> Result<SourceDef> {
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    for col in &c.columns {
+        if is_reserved(&col.name) {
+            return Err(SqlError::semantic(format!(
+                "'{}' is a reserved column name (system column)",
+                col.name
+            )));
+        }
+        let column = Column {
+            name: col.name.clone(),
+            data_type: col.data_type.to_arrow(),
+            key: col.key,
+            header: col.header.clone(),
+        };
+        if col.key { keys.push(column) } else { values.push(column) }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for col in keys.iter().chain(values.iter()) {
+        if !seen.insert(col.name.clone()) {
+            return Err(SqlError::semantic(format!("duplicate column name '{}'", col.name)));
+        }
+    }
+    if c.kind == SourceKind::Table && keys.is_empty() && c.columns.iter().any(|_| true) {
+        let connector = connector_from(&c.properties)?;
+        if connector == Connector::Topic {
+            return Err(SqlError::semantic(format!(
+                "table {} needs a PRIMARY KEY column, e.g. (ID INT PRIMARY KEY, …)",
+                c.name
+            )));
+        }
+    }
+    let connector = connector_from(&c.properties)?;
+    let props = &c.properties;
+    let is_file_or_gen = matches!(connector, Connector::File { .. } | Connector::Datagen(_));
+    let mut fmt_props = props.clone();
+    if is_file_or_gen && prop(props, "VALUE_FORMAT").is_none() && prop(props, "FORMAT").is_none() {
+        fmt_props.insert("VALUE_FORMAT".into(), PropertyValue::String("JSON".into()));
+    }
+    let (key_format, value_format) = formats_from(&fmt_props, defaults, None, !keys.is_empty())?;
+    let topic = match (&connector, prop(props, "KAFKA_TOPIC")) {
+        (_, Some(t)) => t,
+        (Connector::Topic, None) => {
+            return Err(SqlError::semantic(format!(
+                "missing KAFKA_TOPIC in the WITH clause of {} (or set connector='file'/'datagen')",
+                c.name
+            )));
+        }
+        _ => c.name.clone(),
+    };
+    let partitions = match prop(props, "PARTITIONS") {
+        Some(p) => p
+            .parse()
+            .map_err(|_| SqlError::semantic(format!("PARTITIONS must be a positive integer, got '{p}'")))?,
+        None => 1,
+    };
+    let mut columns = keys;
+    columns.extend(values);
+    let timestamp = prop(props, "TIMESTAMP")
+        .map(|t| resolve_column_name(&columns, &t))
+        .transpose()?
+        .or_else(|| c.watermark.as_ref().map(|w| w.column.clone()));
+    let window = match prop(props, "WINDOW_TYPE") {
+        None => None,
+        Some(t) => {
+            let window_type = match t.to_uppercase().as_str() {
+                "TUMBLING" => WindowType::Tumbling,
+                "HOPPING" => WindowType::Hopping,
+                "SESSION" => WindowType::Session,
+                other => return Err(SqlError::semantic(format!("unknown WINDOW_TYPE '{other}'"))),
+            };
+            let size_ms = prop(props, "WINDOW_SIZE").map(|s| parse_duration_text(&s)).transpose()?;
+            Some(WindowInfo { window_type, size_ms })
+        }
+    };
+    Ok(SourceDef {
+        name: c.name.clone(),
+        kind: c.kind,
+        columns,
+        topic,
+        key_format,
+        value_format,
+        timestamp,
+        timestamp_format: prop(props, "TIMESTAMP_FORMAT"),
+        window,
+        connector,
+        partitions,
+        is_source: c.is_source,
+        watermark_delay_ms: c.watermark.as_ref().map(|w| w.delay.as_millis() as i64).unwrap_or(0),
+        sql: sql.to_string(),
+        properties: c.properties.clone(),
+    })
+}
+
+/// Resolves a column named in a property: exact match first, then case-insensitive.
+pub fn resolve_column_name(columns: &[Column], name: &str) -> Result<String> {
+    if let Some(c) = columns.iter().find(|c| c.name == name) {
+        return Ok(c.name.clone());
+    }
+    let upper = name.to_uppercase();
+    columns
+        .iter()
+        .find(|c| c.name == upper)
+        .map(|c| c.name.clone())
+        .ok_or_else(|| SqlError::Unknown(format!("timestamp column '{name}' does not exist")))
+}
+
+/// Parses `'30 SECONDS'`-style text into milliseconds.
+pub fn parse_duration_text(s: &str) -> Result<i64> {
+    let mut parts = s.split_whitespace();
+    let n: f64 = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| SqlError::semantic(format!("bad duration '{s}'")))?;
+    let unit = parts.next().unwrap_or("MILLISECONDS").to_uppercase();
+    let ms = match unit.trim_end_matches('S') {
+        "MILLISECOND" => 1.0,
+        "SECOND" => 1000.0,
+        "MINUTE" => 60_000.0,
+        "HOUR" => 3_600_000.0,
+        "DAY" => 86_400_000.0,
+        _ => return Err(SqlError::semantic(format!("bad duration unit in '{s}'"))),
+    };
+    Ok((n * ms) as i64)
+}
+
+/// System column names that cannot be declared.
+pub const SYSTEM_COLUMNS: &[&str] =
+    &["ROWTIME", "ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"];
+
+/// Whether a name is reserved for a system column.
+pub fn is_reserved(name: &str) -> bool {
+    SYSTEM_COLUMNS.contains(&name)
+}
+
+/// The set of declared relations.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    sources: BTreeMap<String, Arc<SourceDef>>,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Looks up a relation by name.
+    pub fn get(&self, name: &str) -> Option<Arc<SourceDef>> {
+        self.sources.get(name).cloned()
+    }
+
+    /// Looks up a relation, with an error naming it when missing.
+    pub fn require(&self, name: &str) -> Result<Arc<SourceDef>> {
+        self.get(name).ok_or_else(|| {
+            SqlError::Unknown(format!("{name} does not exist: no stream or table by that name"))
+        })
+    }
+
+    /// Adds or replaces a relation.
+    pub fn insert(&mut self, def: SourceDef) -> Arc<SourceDef> {
+        let def = Arc::new(def);
+        self.sources.insert(def.name.clone(), def.clone());
+        def
+    }
+
+    /// Removes a relation.
+    pub fn remove(&mut self, name: &str) -> Option<Arc<SourceDef>> {
+        self.sources.remove(name)
+    }
+
+    /// All relations, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<SourceDef>> {
+        self.sources.values()
+    }
+
+    /// The relation reading or writing a topic, if any.
+    pub fn by_topic(&self, topic: &str) -> Option<Arc<SourceDef>> {
+        self.sources.values().find(|s| s.topic == topic).cloned()
+    }
+}

@@ -1,0 +1,16 @@
+//! riffle-sql: the SQL front end. Parses ksqlDB-dialect statements (and Flink-style DDL pieces),
+//! holds the catalog model, and plans continuous queries into a streaming plan whose scalar
+//! expressions are DataFusion physical expressions evaluated on Arrow batches.
+
+pub mod ast;
+pub mod catalog;
+pub mod dialect;
+pub mod error;
+pub mod expr;
+pub mod parser;
+pub mod plan;
+pub mod planner;
+pub mod types;
+
+pub use error::{Position, SqlError};
+pub use parser::{parse_script, parse_statement};

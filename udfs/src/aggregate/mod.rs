@@ -1,0 +1,109 @@
+//! Streaming aggregate functions. Unlike batch accumulators these keep one state per group that
+//! can be read at any time without being consumed, can subtract rows (aggregations over tables
+//! receive retractions) and can merge two groups (session windows joining).
+
+mod collect;
+mod count;
+mod min_max;
+mod offset;
+mod sum_avg;
+mod topk;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue};
+
+pub use collect::{CollectList, CollectSet, CountDistinct, Histogram};
+pub use count::Count;
+pub use min_max::{Max, Min};
+pub use offset::{EarliestByOffset, LatestByOffset};
+pub use sum_avg::{Avg, Sum};
+pub use topk::{TopK, TopKDistinct};
+
+/// An aggregate function: resolves types and creates per-query group state.
+pub trait AggregateFunction: Send + Sync + Debug {
+    /// The SQL name.
+    fn name(&self) -> &'static str;
+    /// One line for `SHOW FUNCTIONS` / `DESCRIBE FUNCTION`.
+    fn description(&self) -> &'static str;
+    /// How many of `arg_count` arguments are per-row values; the rest must be literals.
+    fn value_args(&self, arg_count: usize) -> usize {
+        arg_count.min(1)
+    }
+    /// The result type for these value argument types and literal parameters.
+    fn return_type(&self, args: &[DataType], params: &[ScalarValue]) -> Result<DataType>;
+    /// Creates empty state for any number of groups.
+    fn create(&self, args: &[DataType], params: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>>;
+    /// Whether rows can be subtracted (required for aggregations over tables).
+    fn supports_retract(&self) -> bool {
+        true
+    }
+}
+
+/// State of one aggregate call for many groups, addressed by dense group indices.
+pub trait GroupsAggregator: Send + Debug {
+    /// Adds (or, where `retract` is true, subtracts) each row to its group.
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        retract: Option<&BooleanArray>,
+    ) -> Result<()>;
+    /// The current result of each listed group; state is not consumed.
+    fn evaluate(&self, groups: &[usize]) -> Result<ArrayRef>;
+    /// Folds group `from` into group `into` (used when session windows merge).
+    fn merge(&mut self, into: usize, from: usize) -> Result<()>;
+    /// Clears a group so its index can be reused.
+    fn reset(&mut self, group: usize);
+    /// Approximate bytes held, for metrics.
+    fn size(&self) -> usize;
+}
+
+/// Grows a vector so `index` is valid, filling with `fill`.
+pub(crate) fn ensure<T: Clone>(v: &mut Vec<T>, index: usize, fill: T) {
+    if v.len() <= index {
+        v.resize(index + 1, fill);
+    }
+}
+
+/// Whether row `i` is a retraction.
+pub(crate) fn is_retract(retract: Option<&BooleanArray>, i: usize) -> bool {
+    retract.is_some_and(|r| r.value(i))
+}
+
+/// Builds an array from per-group scalars of type `dt` (nulls where `None`).
+pub(crate) fn scalars_to_array(values: Vec<Option<ScalarValue>>, dt: &DataType) -> Result<ArrayRef> {
+    let null = ScalarValue::try_from(dt)?;
+    let vals: Vec<ScalarValue> = values.into_iter().map(|v| v.unwrap_or_else(|| null.clone())).collect();
+    if vals.is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(dt));
+    }
+    ScalarValue::iter_to_array(vals)
+}
+
+/// Builds an `ARRAY<dt>` scalar from values.
+pub(crate) fn list_scalar(values: &[ScalarValue], dt: &DataType) -> ScalarValue {
+    ScalarValue::List(ScalarValue::new_list_nullable(values, dt))
+}
+
+/// Every built-in aggregate function.
+pub fn builtin() -> Vec<Arc<dyn AggregateFunction>> {
+    vec![
+        Arc::new(Count),
+        Arc::new(Sum),
+        Arc::new(Avg),
+        Arc::new(Min),
+        Arc::new(Max),
+        Arc::new(CountDistinct),
+        Arc::new(CollectList),
+        Arc::new(CollectSet),
+        Arc::new(Histogram),
+        Arc::new(EarliestByOffset),
+        Arc::new(LatestByOffset),
+        Arc::new(TopK),
+        Arc::new(TopKDistinct),
+    ]
+}
