@@ -314,7 +314,7 @@ impl Engine {
         }
         let topic = match prop(&c.properties, "KAFKA_TOPIC") {
             Some(t) => t,
-            None => format!("{}{}", defaults.topic_prefix, c.name.to_uppercase()),
+            None => format!("{}{}", defaults.topic_prefix, c.name),
         };
         let timestamp = prop(&c.properties, "TIMESTAMP").map(|t| resolve_column_name(&plan.columns, &t)).transpose()?;
         let partitions = match prop(&c.properties, "PARTITIONS") {

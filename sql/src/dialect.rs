@@ -17,6 +17,8 @@ use crate::types::{SqlType, TypeParser};
 pub const RIFFLE_TYPE: &str = "__RIFFLE_TYPE";
 /// Internal function name for a `MAP(k := v, …)` constructor; arguments alternate key, value.
 pub const MAP_CONSTRUCTOR: &str = "__RIFFLE_MAP";
+/// Internal marker for a `struct->*` select item.
+pub const STRUCT_STAR: &str = "__RIFFLE_STRUCT_STAR";
 /// Internal function name for a `STRUCT(f := v, …)` constructor; arguments are named.
 pub const STRUCT_CONSTRUCTOR: &str = "__RIFFLE_STRUCT";
 
@@ -45,8 +47,20 @@ impl Dialect for RiffleDialect {
         // `a->b` is a field access and binds like `a.b` or `a[1]`, not like a JSON operator.
         match parser.peek_token_ref().token {
             Token::Arrow => Some(Ok(50)),
+            // `:=` separates names from values in STRUCT(…) and MAP(…); it is never an operator.
+            Token::Assignment => Some(Ok(0)),
             _ => None,
         }
+    }
+
+    fn parse_infix(&self, parser: &mut Parser, expr: &Expr, _precedence: u8) -> Option<Result<Expr, ParserError>> {
+        // `s->*` selects every field of a struct; the planner expands the marker.
+        if parser.peek_token_ref().token == Token::Arrow && parser.peek_nth_token_ref(1).token == Token::Mul {
+            parser.next_token();
+            parser.next_token();
+            return Some(Ok(function(STRUCT_STAR, vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.clone()))])));
+        }
+        None
     }
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {

@@ -49,6 +49,20 @@ impl NameGenerator {
     }
 }
 
+/// The base of a `base->*` select item.
+fn struct_star_base(e: &SqlExpr) -> Option<&SqlExpr> {
+    if let SqlExpr::Function(f) = e
+        && f.name.to_string() == crate::dialect::STRUCT_STAR
+        && let datafusion::sql::sqlparser::ast::FunctionArguments::List(l) = &f.args
+        && let Some(datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(base),
+        )) = l.args.first()
+    {
+        return Some(base);
+    }
+    None
+}
+
 /// The name ksqlDB derives for an unaliased select item, if any.
 fn derived_name(e: &SqlExpr) -> Option<String> {
     match e {
@@ -68,6 +82,15 @@ fn derived_name(e: &SqlExpr) -> Option<String> {
         },
         SqlExpr::Nested(inner) => derived_name(inner),
         _ => None,
+    }
+}
+
+fn is_dereference(e: &SqlExpr) -> bool {
+    match e {
+        SqlExpr::BinaryOp { op: BinaryOperator::Arrow, .. } => true,
+        SqlExpr::CompoundFieldAccess { .. } => true,
+        SqlExpr::Nested(inner) => is_dereference(inner),
+        _ => false,
     }
 }
 
@@ -158,7 +181,7 @@ impl<'a> Planner<'a> {
         }
         let items = self.expand(&q.projection, &scope, is_aggregate)?;
         if is_aggregate {
-            return self.plan_aggregate(q, node, scope, items, &mut names, def.kind);
+            return self.plan_aggregate(q, node, scope, items, &mut names, def.kind, &alias);
         }
         let (node, scope) = if q.partition_by.is_empty() {
             (node, scope)
@@ -211,7 +234,26 @@ impl<'a> Planner<'a> {
                         items.push(Item { expr, name: Some(c.name.clone()) });
                     }
                 }
-                SelectItem::Expr { expr, alias } => items.push(Item { expr: expr.clone(), name: alias.clone() }),
+                SelectItem::Expr { expr, alias } => {
+                    if let Some(base) = struct_star_base(expr) {
+                        let mut planner = ExprPlanner::new(scope.clone(), self.registry);
+                        let planned = planner.plan(base)?;
+                        let DataType::Struct(fields) = planner.type_of(&planned)? else {
+                            return Err(SqlError::semantic(format!("{base}->* needs a STRUCT, and {base} is not one")));
+                        };
+                        for f in fields.iter() {
+                            let field = datafusion::sql::sqlparser::ast::Ident::with_quote('`', f.name().clone());
+                            let expr = SqlExpr::BinaryOp {
+                                left: Box::new(base.clone()),
+                                op: BinaryOperator::Arrow,
+                                right: Box::new(SqlExpr::Identifier(field)),
+                            };
+                            items.push(Item { expr, name: Some(f.name().clone()) });
+                        }
+                        continue;
+                    }
+                    items.push(Item { expr: expr.clone(), name: alias.clone() })
+                }
             }
         }
         Ok(items)
@@ -282,11 +324,24 @@ impl<'a> Planner<'a> {
         window: Option<WindowInfo>,
         q: &Query,
     ) -> Result<QueryPlan> {
-        let mut out_names = Vec::new();
+        let mut out_names: Vec<String> = Vec::new();
         for item in &items {
             let n = match &item.name {
                 Some(n) => n.clone(),
-                None => derived_name(&item.expr).unwrap_or_else(|| names.next()),
+                None => match derived_name(&item.expr) {
+                    // A struct field's name is made unique against source columns and earlier
+                    // items (`A->B` next to a column `B` becomes `B_1`).
+                    Some(n) if is_dereference(&item.expr) => {
+                        let taken = |c: &str| names.taken.contains(c) || out_names.iter().any(|o| o == c);
+                        if taken(&n) {
+                            (1..).map(|i| format!("{n}_{i}")).find(|c| !taken(c)).unwrap_or(n)
+                        } else {
+                            n
+                        }
+                    }
+                    Some(n) => n,
+                    None => names.next(),
+                },
             };
             out_names.push(n);
         }
@@ -373,6 +428,7 @@ impl<'a> Planner<'a> {
         items: Vec<Item>,
         names: &mut NameGenerator,
         source_kind: SourceKind,
+        alias: &str,
     ) -> Result<QueryPlan> {
         if q.group_by.is_empty() {
             return Err(SqlError::semantic(
@@ -405,6 +461,10 @@ impl<'a> Planner<'a> {
                 data_type: p.data_type.clone(),
                 role: ColumnRole::Key,
             });
+        }
+        if windowed {
+            post.columns.push(system(&alias, WINDOWSTART, DataType::Int64));
+            post.columns.push(system(&alias, WINDOWEND, DataType::Int64));
         }
         let uncoerced_groups: Vec<(Expr, String)> = q
             .group_by
@@ -487,20 +547,16 @@ impl<'a> Planner<'a> {
             emit,
             schema: agg_schema,
         });
-        // The post-aggregation scope, now complete, in physical order.
+        // The post-aggregation scope, now complete, in physical order: keys, aggregates, window
+        // bounds, then system columns.
         let mut post_scope = planner.scope.clone();
-        if windowed {
-            post_scope.columns.push(system("", WINDOWSTART, DataType::Int64));
-            post_scope.columns.push(system("", WINDOWEND, DataType::Int64));
-        }
-        post_scope.columns.push(system("", ROWTIME, DataType::Int64));
-        post_scope.columns.push(system("", ROWPARTITION, DataType::Int32));
-        post_scope.columns.push(system("", ROWOFFSET, DataType::Int64));
-        for c in post_scope.columns.iter_mut() {
-            if c.role == ColumnRole::System {
-                c.qualifier = None;
-            }
-        }
+        let window_cols: Vec<ScopeColumn> =
+            post_scope.columns.iter().filter(|c| c.role == ColumnRole::System).cloned().collect();
+        post_scope.columns.retain(|c| c.role != ColumnRole::System);
+        post_scope.columns.extend(window_cols);
+        post_scope.columns.push(system(&alias, ROWTIME, DataType::Int64));
+        post_scope.columns.push(system(&alias, ROWPARTITION, DataType::Int32));
+        post_scope.columns.push(system(&alias, ROWOFFSET, DataType::Int64));
         if let Some(h) = having {
             let predicate = compile(h, &post_scope)?;
             root = PlanNode::Filter(FilterNode {

@@ -239,9 +239,16 @@ impl<'a, 'b> TypeParser<'a, 'b> {
             "BIGINT" => SqlType::BigInt,
             "DOUBLE" | "FLOAT" | "REAL" => SqlType::Double,
             "STRING" | "VARCHAR" | "TEXT" => {
-                // VARCHAR(n) is accepted; the length is not enforced.
+                // VARCHAR(n) (and ksqlDB's VARCHAR(STRING)) are accepted; lengths are not enforced.
                 if self.parser.consume_token(&Token::LParen) {
-                    self.parser.parse_literal_uint()?;
+                    match &self.parser.peek_token_ref().token {
+                        Token::Word(w) if w.value.eq_ignore_ascii_case("STRING") => {
+                            self.parser.next_token();
+                        }
+                        _ => {
+                            self.parser.parse_literal_uint()?;
+                        }
+                    }
                     self.parser.expect_token(&Token::RParen)?;
                 }
                 SqlType::String
@@ -302,7 +309,8 @@ impl<'a, 'b> TypeParser<'a, 'b> {
                         };
                         let ft = self.parse_type()?;
                         fields.push((fname, ft));
-                        if !self.parser.consume_token(&Token::Comma) {
+                        // A `>>` that closed an inner type also closes this struct.
+                        if self.pending_gt > 0 || !self.parser.consume_token(&Token::Comma) {
                             break;
                         }
                     }
@@ -328,6 +336,8 @@ mod tests {
     #[test]
     fn nested_types_round_trip_through_text() {
         let t = SqlType::parse("ARRAY<MAP<STRING, STRUCT<a INT, `b` ARRAY<BIGINT>>>>").unwrap();
+        let nested = SqlType::parse("STRUCT<A STRUCT<B ARRAY<INT>>, C INT>").unwrap();
+        assert_eq!(nested.to_string(), "STRUCT<A STRUCT<B ARRAY<INTEGER>>, C INTEGER>");
         assert_eq!(t.to_string(), "ARRAY<MAP<STRING, STRUCT<A INTEGER, `b` ARRAY<BIGINT>>>>");
         assert_eq!(SqlType::parse(&t.to_string()).unwrap(), t);
         assert_eq!(SqlType::from_arrow(&t.to_arrow()).unwrap(), t);

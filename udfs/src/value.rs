@@ -120,6 +120,95 @@ pub fn java_double(v: f64) -> String {
     }
 }
 
+/// Parses the partial ISO timestamps ksqlDB accepts when a string is compared with ROWTIME:
+/// `2018`, `2018-01-01`, `2018-01-01T00:00:00.001`, with an optional zone (`Z`, `+0445`).
+pub fn parse_partial_timestamp(s: &str) -> Option<i64> {
+    use chrono_like::*;
+    let s = s.trim();
+    let (main, offset_secs) = split_zone(s)?;
+    let (date, time) = match main.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (main, None),
+    };
+    let mut dparts = date.split('-');
+    let year: i64 = dparts.next()?.parse().ok()?;
+    let month: i64 = dparts.next().map(|m| m.parse().ok()).unwrap_or(Some(1))?;
+    let day: i64 = dparts.next().map(|d| d.parse().ok()).unwrap_or(Some(1))?;
+    let (mut h, mut mi, mut sec, mut ms) = (0i64, 0i64, 0i64, 0i64);
+    if let Some(t) = time {
+        let (hms, frac) = match t.split_once('.') {
+            Some((a, b)) => (a, Some(b)),
+            None => (t, None),
+        };
+        let mut tp = hms.split(':');
+        h = tp.next()?.parse().ok()?;
+        mi = tp.next().map(|x| x.parse().ok()).unwrap_or(Some(0))?;
+        sec = tp.next().map(|x| x.parse().ok()).unwrap_or(Some(0))?;
+        if let Some(f) = frac {
+            let f3: String = f.chars().chain("000".chars()).take(3).collect();
+            ms = f3.parse().ok()?;
+        }
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 86400 + h * 3600 + mi * 60 + sec) - offset_secs) * 1000 + ms)
+}
+
+mod chrono_like {
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = if y >= 0 { y } else { y - 399 } / 400;
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146097 + doe - 719468
+    }
+
+    /// Splits a trailing zone designator off a timestamp, returning its offset in seconds.
+    pub fn split_zone(s: &str) -> Option<(&str, i64)> {
+        if let Some(rest) = s.strip_suffix('Z') {
+            return Some((rest, 0));
+        }
+        if let Some(t_pos) = s.find('T') {
+            let time = &s[t_pos..];
+            if let Some(p) = time.rfind(['+', '-']) {
+                let zone = &time[p..];
+                let sign = if zone.starts_with('-') { -1 } else { 1 };
+                let digits: String = zone[1..].chars().filter(|c| c.is_ascii_digit()).collect();
+                if digits.len() == 4 || digits.len() == 2 {
+                    let h: i64 = digits[..2].parse().ok()?;
+                    let m: i64 = if digits.len() == 4 { digits[2..].parse().ok()? } else { 0 };
+                    return Some((&s[..t_pos + p], sign * (h * 3600 + m * 60)));
+                }
+            }
+        }
+        Some((s, 0))
+    }
+}
+
+
+/// The wider of two types, following ksqlDB's numeric widening (INT < BIGINT < DECIMAL < DOUBLE).
+pub fn wider(a: &DataType, b: &DataType) -> DataType {
+    use DataType::*;
+    match (a, b) {
+        (x, y) if x == y => x.clone(),
+        (Null, y) => y.clone(),
+        (x, Null) => x.clone(),
+        (Float64, _) | (_, Float64) => Float64,
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => {
+            let s = (*s1).max(*s2);
+            let int = (*p1 as i16 - *s1 as i16).max(*p2 as i16 - *s2 as i16);
+            Decimal128(((int + s as i16).min(38)) as u8, s)
+        }
+        (Decimal128(p, s), Int32) | (Int32, Decimal128(p, s)) => wider(&Decimal128(*p, *s), &Decimal128(10, 0)),
+        (Decimal128(p, s), Int64) | (Int64, Decimal128(p, s)) => wider(&Decimal128(*p, *s), &Decimal128(19, 0)),
+        (Int64, Int32) | (Int32, Int64) => Int64,
+        (x, _) => x.clone(),
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,15 +248,15 @@ pub fn build_column(cells: &[Option<&Value>], dt: &DataType, errors: &mut Vec<(u
         }
         DataType::Decimal128(p, s) => {
             let (p, s) = (*p, *s);
-            let arr = prim!(Decimal128Builder::new(), |v: &Value| {
+            let builder = Decimal128Builder::new().with_precision_and_scale(p, s).unwrap_or_default();
+            prim!(builder, |v: &Value| {
                 let text = match v {
                     Value::Number(n) => n.to_string(),
                     Value::String(t) => t.clone(),
                     other => return Err(format!("cannot read {other} as a decimal")),
                 };
                 parse_decimal(&text, p, s)
-            });
-            datafusion::arrow::compute::cast(&arr, &DataType::Decimal128(p, s)).unwrap_or(arr)
+            })
         }
         _ => {
             let mut scalars = Vec::with_capacity(cells.len());

@@ -105,7 +105,12 @@ fn cells_from_bytes(
             Ok(fields.into_iter().map(|f| f.map(Value::String)).collect())
         }
         FormatKind::Json | FormatKind::DebeziumJson => {
-            let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+            // Like Jackson, read the first JSON value and ignore anything after it.
+            let v: Value = serde_json::Deserializer::from_slice(bytes)
+                .into_iter::<Value>()
+                .next()
+                .ok_or_else(|| "empty JSON".to_string())?
+                .map_err(|e| format!("invalid JSON: {e}"))?;
             if columns.len() == 1 && unwrap_single {
                 return Ok(vec![Some(v)]);
             }
@@ -454,7 +459,13 @@ impl RecordEncoder {
 
     /// Encodes the key of a row (with the window suffix for windowed relations).
     pub fn encode_key(&self, batch: &RecordBatch, row: usize, window: Option<(i64, i64)>) -> Result<Option<Vec<u8>>, String> {
-        let inner = self.encode_part(batch, row, 0..self.key_count, &self.key_names, &self.key_format, true)?;
+        let all_null = self.key_count > 1 && (0..self.key_count).all(|c| batch.column(c).is_null(row));
+        let inner = if all_null {
+            // A compound key whose every column is NULL is a null key.
+            None
+        } else {
+            self.encode_part(batch, row, 0..self.key_count, &self.key_names, &self.key_format, true)?
+        };
         match (self.window, window) {
             (Some(w), Some((start, end))) => {
                 let mut k = inner.unwrap_or_default();

@@ -49,7 +49,7 @@ impl Operator for TableSourceOp {
         let kc = self.schema.key_count;
         // Tables need a key: rows without one are dropped and reported.
         let has_key: BooleanArray =
-            (0..batch.num_rows()).map(|r| Some((0..kc).all(|k| batch.column(k).is_valid(r)))).collect();
+            (0..batch.num_rows()).map(|r| Some(kc == 0 || (0..kc).any(|k| batch.column(k).is_valid(r)))).collect();
         let batch = if has_key.false_count() > 0 {
             for r in (0..batch.num_rows()).filter(|r| !has_key.value(*r)) {
                 let _ = r;

@@ -58,7 +58,7 @@ impl GroupsAggregator for CollectState {
         let Some(col) = values.first() else { return exec_err!("missing argument") };
         for (i, &g) in groups.iter().enumerate() {
             ensure(&mut self.values, g, Vec::new());
-            let keep_nulls = self.mode == Mode::List;
+            let keep_nulls = matches!(self.mode, Mode::List | Mode::Set);
             if col.is_null(i) && !keep_nulls {
                 continue;
             }

@@ -23,10 +23,11 @@ pub fn to_boolean_udf() -> Arc<ScalarUDF> {
     Arc::new(SimpleUdf::new("TO_BOOLEAN", (1, 1), |_, _| Ok(DataType::Boolean), to_boolean))
 }
 
-/// ksqlDB's reading of a string as a boolean: any prefix of `true` is true, anything else false.
+/// ksqlDB's reading of a string as a boolean: prefixes of `true` and `yes` are true, anything
+/// else false.
 pub fn parse_boolean(s: &str) -> bool {
     let l = s.trim().to_lowercase();
-    !l.is_empty() && "true".starts_with(&l)
+    !l.is_empty() && ("true".starts_with(&l) || "yes".starts_with(&l))
 }
 
 fn to_boolean(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {

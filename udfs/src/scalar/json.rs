@@ -60,7 +60,8 @@ fn parse_path(path: &str) -> Option<Vec<Step>> {
 /// Returns the value at `path` as text: strings unquoted, anything else as JSON.
 pub fn extract(json: &str, path: &str) -> Option<String> {
     let steps = parse_path(path)?;
-    let mut cur: Value = serde_json::from_str(json).ok()?;
+    // Like Jackson, read the first JSON value and ignore trailing text.
+    let mut cur: Value = serde_json::Deserializer::from_str(json).into_iter::<Value>().next()?.ok()?;
     for s in steps {
         cur = match (s, cur) {
             (Step::Field(f), Value::Object(mut m)) => m.remove(&f)?,

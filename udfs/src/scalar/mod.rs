@@ -1,6 +1,7 @@
 //! ksqlDB's scalar functions. Each submodule groups functions by domain and exposes `functions()`.
 
 pub mod cast;
+pub mod conditional;
 pub mod datetime;
 pub mod java_time;
 pub mod json;
@@ -20,6 +21,7 @@ pub fn functions() -> Vec<ScalarUDF> {
     f.extend(string::functions());
     f.extend(datetime::functions());
     f.extend(json::functions());
+    f.extend(conditional::functions());
     f
 }
 

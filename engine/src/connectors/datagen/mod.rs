@@ -141,14 +141,14 @@ impl ColumnGen {
                 }
             }),
             DataType::Decimal128(p, s) => {
-                let arr = fill!(Decimal128Builder::new(), |g: &mut Self, _| {
+                let builder = Decimal128Builder::new().with_precision_and_scale(p, s).unwrap_or_default();
+                fill!(builder, |g: &mut Self, _| {
                     let v: f64 = match g.pick() {
                         Some(v) => v.parse().unwrap_or(0.0),
                         None => g.rng.random_range(g.min..=g.max.max(g.min)),
                     };
                     (v * 10f64.powi(s as i32)).round() as i128
-                });
-                datafusion::arrow::compute::cast(&arr, &DataType::Decimal128(p, s)).unwrap_or(arr)
+                })
             }
             DataType::Utf8 => fill!(StringBuilder::new(), |g: &mut Self, r| {
                 if let Some(v) = g.pick() {
