@@ -77,6 +77,12 @@ impl Scope {
                 Err(SqlError::Unknown(format!("column '{full}' cannot be resolved")))
             }
             _ => {
+                if qualifier.is_none() {
+                    let unqualified: Vec<&&ScopeColumn> = matches.iter().filter(|c| c.qualifier.is_none()).collect();
+                    if unqualified.len() == 1 {
+                        return Ok(unqualified[0]);
+                    }
+                }
                 // A key column shared by both sides of a join resolves to the first one.
                 if matches.iter().all(|c| c.role == ColumnRole::System) || qualifier.is_some() {
                     return Ok(matches[0]);

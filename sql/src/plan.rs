@@ -224,6 +224,55 @@ impl AggregateNode {
     }
 }
 
+/// How two inputs are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinType {
+    /// Stream-stream join within a time window (`WITHIN`).
+    StreamStream {
+        /// How long before a left row a right row may be.
+        before_ms: i64,
+        /// How long after a left row a right row may be.
+        after_ms: i64,
+        /// Explicit grace period; `None` is the legacy behaviour (outer rows emitted at once).
+        grace_ms: Option<i64>,
+    },
+    /// Each stream row joins the table's current row for its key.
+    StreamTable,
+    /// Table-table join on the primary key.
+    TableTable,
+    /// Table-table join from a left-table column to the right table's primary key.
+    ForeignKey,
+}
+
+/// Joins two inputs partitioned by their join key.
+#[derive(Debug, Clone)]
+pub struct JoinNode {
+    /// Left input: `[join key][left values]` (FK joins: `[left key][left values][foreign key]`).
+    pub left: Box<PlanNode>,
+    /// Right input: `[join key][right values]`.
+    pub right: Box<PlanNode>,
+    /// Inner, left, right or full.
+    pub kind: crate::ast::JoinKind,
+    /// Stream-stream, stream-table, table-table or foreign-key.
+    pub join_type: JoinType,
+    /// Output layout: `[key][left values][right values]`.
+    pub schema: StreamSchema,
+    /// Text for EXPLAIN.
+    pub display: String,
+}
+
+impl JoinType {
+    /// Milliseconds a stream-stream join keeps rows (window plus grace; legacy joins keep 24h).
+    pub fn retention_ms(&self) -> i64 {
+        match self {
+            JoinType::StreamStream { before_ms, after_ms, grace_ms } => {
+                before_ms + after_ms + grace_ms.unwrap_or((86_400_000 - before_ms - after_ms).max(0))
+            }
+            _ => i64::MAX,
+        }
+    }
+}
+
 /// A node of the streaming plan.
 #[derive(Debug, Clone)]
 pub enum PlanNode {
@@ -237,6 +286,8 @@ pub enum PlanNode {
     Exchange(ExchangeNode),
     /// Aggregates by key.
     Aggregate(AggregateNode),
+    /// Joins two inputs.
+    Join(JoinNode),
 }
 
 impl PlanNode {
@@ -248,6 +299,7 @@ impl PlanNode {
             PlanNode::Project(p) => &p.schema,
             PlanNode::Exchange(e) => e.input.schema(),
             PlanNode::Aggregate(a) => &a.schema,
+            PlanNode::Join(j) => &j.schema,
         }
     }
 
@@ -259,6 +311,11 @@ impl PlanNode {
             PlanNode::Project(p) => p.input.sources(),
             PlanNode::Exchange(e) => e.input.sources(),
             PlanNode::Aggregate(a) => a.input.sources(),
+            PlanNode::Join(j) => {
+                let mut v = j.left.sources();
+                v.extend(j.right.sources());
+                v
+            }
         }
     }
 
@@ -291,6 +348,22 @@ impl PlanNode {
                     e.input.schema().key_fields().iter().map(|f| f.name().clone()).collect();
                 let _ = writeln!(out, "{pad}Exchange shuffle({})", keys.join(", "));
                 e.input.render(depth + 1, out);
+            }
+            PlanNode::Join(j) => {
+                let state = match j.join_type {
+                    JoinType::StreamStream { .. } => format!(
+                        "rows of both sides for {} ms (window + grace), expired by stream time",
+                        j.join_type.retention_ms()
+                    ),
+                    JoinType::StreamTable => "the latest table row per key".to_string(),
+                    JoinType::TableTable => "the latest row per key of both tables".to_string(),
+                    JoinType::ForeignKey => {
+                        "the latest row per key of both tables and a foreign-key index".to_string()
+                    }
+                };
+                let _ = writeln!(out, "{pad}Join {:?} {:?} on {}; state: {state}", j.kind, j.join_type, j.display);
+                j.left.render(depth + 1, out);
+                j.right.render(depth + 1, out);
             }
             PlanNode::Aggregate(a) => {
                 let window = match &a.window {

@@ -25,6 +25,27 @@ pub struct Planner<'a> {
     registry: &'a FunctionRegistry,
 }
 
+/// One key slot of a relation: any of `fields` may be selected as the key (a join key can be
+/// selected through either side's column); `fields[0]` is the canonical physical column.
+#[derive(Debug, Clone)]
+struct KeyGroup {
+    fields: Vec<String>,
+    name: String,
+}
+
+/// A planned FROM clause: its node, the columns it exposes and its key.
+struct Rel {
+    node: PlanNode,
+    scope: Scope,
+    kind: SourceKind,
+    keys: Vec<KeyGroup>,
+    window: Option<WindowInfo>,
+    joined: bool,
+}
+
+/// Physical names of the system columns every layout carries.
+const SYSTEM_FIELDS: &[&str] = &[ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND];
+
 /// A select item after wildcard expansion.
 struct Item {
     expr: SqlExpr,
@@ -136,15 +157,11 @@ impl<'a> Planner<'a> {
 
     /// Plans a query.
     pub fn plan_query(&self, q: &Query) -> Result<QueryPlan> {
-        if !q.joins.is_empty() {
-            return Err(SqlError::Unsupported(
-                "joins are planned in a later riffle release (issue: joins and MATCH_RECOGNIZE)".into(),
-            ));
+        let mut taken: HashSet<String> = HashSet::new();
+        for r in std::iter::once(&q.from).chain(q.joins.iter().map(|j| &j.relation)) {
+            let def = self.catalog.require(&r.name)?;
+            taken.extend(def.columns.iter().map(|c| c.name.clone()));
         }
-        let def = self.catalog.require(&q.from.name)?;
-        let alias = q.from.qualifier().to_string();
-        let scope = Self::source_scope(&def, &alias);
-        let mut taken: HashSet<String> = def.columns.iter().map(|c| c.name.clone()).collect();
         taken.extend([ROWTIME, WINDOWSTART, WINDOWEND].iter().map(|s| s.to_string()));
         let mut names = NameGenerator { next: 0, taken };
 
@@ -154,14 +171,9 @@ impl<'a> Planner<'a> {
                 _ => false,
             })
             || q.having.as_ref().is_some_and(|h| contains_aggregate(h, self.registry));
-
-        let source = PlanNode::Source(SourceNode {
-            def: def.clone(),
-            alias: alias.clone(),
-            schema: Self::source_schema(&def),
-            materialize: def.kind == SourceKind::Table && is_aggregate,
-        });
-        let mut node = source;
+        let rel = self.plan_from(q, is_aggregate)?;
+        let Rel { mut node, scope, kind, keys, window, joined } = rel;
+        let alias = q.from.qualifier().to_string();
         if let Some(w) = &q.selection {
             if contains_aggregate(w, self.registry) {
                 return Err(SqlError::semantic("aggregate functions are not allowed in WHERE; use HAVING"));
@@ -181,24 +193,330 @@ impl<'a> Planner<'a> {
         }
         let items = self.expand(&q.projection, &scope, is_aggregate)?;
         if is_aggregate {
-            return self.plan_aggregate(q, node, scope, items, &mut names, def.kind, &alias);
+            return self.plan_aggregate(q, node, scope, items, &mut names, kind, &alias, joined);
         }
-        let (node, scope) = if q.partition_by.is_empty() {
-            (node, scope)
+        let (node, scope, keys) = if q.partition_by.is_empty() {
+            (node, scope, keys)
         } else {
             self.plan_partition_by(q, node, scope)?
         };
-        let kind = def.kind;
-        let window = def.window;
         let mut planner = ExprPlanner::new(scope.clone(), self.registry);
         let mut planned = Vec::new();
         for item in &items {
             let p = planner.plan_physical(&item.expr)?;
             planned.push(p);
         }
-        let key_fields: Vec<&ScopeColumn> =
-            scope.columns.iter().filter(|c| c.role == ColumnRole::Key).collect();
-        self.finish_projection(node, items, planned, &key_fields, &mut names, kind, window, q)
+        self.finish_projection(node, items, planned, &keys, &mut names, kind, window, q, joined)
+    }
+
+    /// Plans the FROM clause: one relation, or a left-deep chain of joins.
+    fn plan_from(&self, q: &Query, is_aggregate: bool) -> Result<Rel> {
+        let def = self.catalog.require(&q.from.name)?;
+        let alias = q.from.qualifier().to_string();
+        let scope = Self::source_scope(&def, &alias);
+        let keys = def
+            .key_columns()
+            .map(|c| KeyGroup { fields: vec![c.name.clone()], name: c.name.clone() })
+            .collect();
+        let mut rel = Rel {
+            node: PlanNode::Source(SourceNode {
+                def: def.clone(),
+                alias: alias.clone(),
+                schema: Self::source_schema(&def),
+                materialize: def.kind == SourceKind::Table && is_aggregate && q.joins.is_empty(),
+            }),
+            scope,
+            kind: def.kind,
+            keys,
+            window: def.window,
+            joined: false,
+        };
+        for (i, j) in q.joins.iter().enumerate() {
+            rel = self.plan_join(rel, j, i, &alias)?;
+        }
+        Ok(rel)
+    }
+
+    /// The columns a relation carries into a join: every non-system column (prefixed with the
+    /// source alias when it comes straight from a source), plus the source's event time as
+    /// `<alias>_ROWTIME`. Returns (scope column in the join, expression over the input).
+    fn join_side_columns(rel: &Rel, alias: &str) -> Vec<(ScopeColumn, Expr)> {
+        let mut out = Vec::new();
+        for c in &rel.scope.columns {
+            if SYSTEM_FIELDS.contains(&c.field.as_str()) || c.field.starts_with("__JK") {
+                continue;
+            }
+            let field = if rel.joined { c.field.clone() } else { format!("{alias}_{}", c.name) };
+            let role = if c.role == ColumnRole::System { ColumnRole::System } else { ColumnRole::Value };
+            out.push((ScopeColumn { qualifier: c.qualifier.clone(), name: c.name.clone(), field, data_type: c.data_type.clone(), role }, column(&c.field)));
+        }
+        if !rel.joined {
+            out.push((
+                ScopeColumn {
+                    qualifier: Some(alias.to_string()),
+                    name: ROWTIME.to_string(),
+                    field: format!("{alias}_{ROWTIME}"),
+                    data_type: DataType::Int64,
+                    role: ColumnRole::System,
+                },
+                column(ROWTIME),
+            ));
+        }
+        out
+    }
+
+    /// A projection of a join input: the given keys, then the side's columns.
+    fn join_input(
+        &self,
+        rel: &Rel,
+        keys: Vec<(String, PlannedExpr)>,
+        values: &[(ScopeColumn, Expr)],
+        extra: Option<(String, PlannedExpr)>,
+    ) -> Result<PlanNode> {
+        let mut exprs = Vec::new();
+        let mut key_fields = Vec::new();
+        let mut value_fields = Vec::new();
+        let mut display = Vec::new();
+        for (name, p) in keys {
+            key_fields.push(field_of(&name, &p.data_type));
+            display.push(format!("{} AS {name} KEY", p.expr));
+            exprs.push(p);
+        }
+        for (c, e) in values {
+            let p = compile(e.clone(), &rel.scope)?;
+            value_fields.push(field_of(&c.field, &c.data_type));
+            exprs.push(p);
+        }
+        if let Some((name, p)) = extra {
+            value_fields.push(field_of(&name, &p.data_type));
+            display.push(format!("{} AS {name}", p.expr));
+            exprs.push(p);
+        }
+        let in_schema = rel.node.schema().clone();
+        let schema = StreamSchema::new(key_fields, value_fields, in_schema.windowed, in_schema.kind);
+        let project = PlanNode::Project(ProjectNode {
+            input: Box::new(rel.node.clone()),
+            exprs,
+            schema,
+            drop_null_keys: true,
+            display,
+        });
+        Ok(PlanNode::Exchange(ExchangeNode { input: Box::new(project) }))
+    }
+
+    /// Plans one `JOIN` onto the relation built so far.
+    fn plan_join(&self, left: Rel, j: &crate::ast::Join, index: usize, first_alias: &str) -> Result<Rel> {
+        use crate::ast::JoinKind;
+        let rdef = self.catalog.require(&j.relation.name)?;
+        let ralias = j.relation.qualifier().to_string();
+        let right = Rel {
+            node: PlanNode::Source(SourceNode {
+                def: rdef.clone(),
+                alias: ralias.clone(),
+                schema: Self::source_schema(&rdef),
+                materialize: false,
+            }),
+            scope: Self::source_scope(&rdef, &ralias),
+            kind: rdef.kind,
+            keys: rdef.key_columns().map(|c| KeyGroup { fields: vec![c.name.clone()], name: c.name.clone() }).collect(),
+            window: None,
+            joined: false,
+        };
+        let left_alias = if left.joined { String::new() } else { first_alias.to_string() };
+        let mut on = &j.on;
+        while let SqlExpr::Nested(inner) = on {
+            on = inner;
+        }
+        let SqlExpr::BinaryOp { left: a, op: BinaryOperator::Eq, right: b } = on else {
+            return Err(SqlError::semantic(format!(
+                "join criteria must be an equality between the two sides, got {}",
+                j.on
+            )));
+        };
+        let plans = |e: &SqlExpr, scope: &Scope| ExprPlanner::new(scope.clone(), self.registry).plan(e).is_ok();
+        let (lexpr, rexpr) = if plans(a, &left.scope) && plans(b, &right.scope) {
+            (a.as_ref(), b.as_ref())
+        } else if plans(b, &left.scope) && plans(a, &right.scope) {
+            (b.as_ref(), a.as_ref())
+        } else {
+            return Err(SqlError::semantic(format!(
+                "join criteria {} must compare an expression of the left side with one of {}",
+                j.on, ralias
+            )));
+        };
+        let mut lp = ExprPlanner::new(left.scope.clone(), self.registry);
+        let mut rp = ExprPlanner::new(right.scope.clone(), self.registry);
+        let mut lkey = lp.plan_physical(lexpr)?;
+        let mut rkey = rp.plan_physical(rexpr)?;
+        if lkey.data_type != rkey.data_type {
+            let common = crate::expr::wider(&lkey.data_type, &rkey.data_type);
+            let cast = |p: PlannedExpr, scope: &Scope| -> Result<PlannedExpr> {
+                compile(Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(p.expr), common.clone())), scope)
+            };
+            if lkey.data_type != common {
+                lkey = cast(lkey, &left.scope)?;
+            }
+            if rkey.data_type != common {
+                rkey = cast(rkey, &right.scope)?;
+            }
+        }
+        let is_column = |p: &PlannedExpr, rel: &Rel| -> Option<String> {
+            match &p.expr {
+                Expr::Column(c) => rel.scope.by_field(&c.name).map(|sc| sc.field.clone()),
+                _ => None,
+            }
+        };
+        let lcol = is_column(&lkey, &left);
+        let rcol = is_column(&rkey, &right);
+        let join_type = match (left.kind, right.kind, &j.within) {
+            (SourceKind::Stream, SourceKind::Stream, Some(w)) => JoinType::StreamStream {
+                before_ms: w.before.as_millis() as i64,
+                after_ms: w.after.as_millis() as i64,
+                grace_ms: w.grace.map(|g| g.as_millis() as i64),
+            },
+            (SourceKind::Stream, SourceKind::Stream, None) => {
+                return Err(SqlError::semantic(format!(
+                    "stream-stream joins need a WITHIN clause, e.g. JOIN {} WITHIN 10 SECONDS ON …",
+                    j.relation.name
+                )));
+            }
+            (SourceKind::Stream, SourceKind::Table, None) => {
+                if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
+                    return Err(SqlError::semantic("stream-table joins support only INNER and LEFT joins"));
+                }
+                JoinType::StreamTable
+            }
+            (SourceKind::Table, SourceKind::Table, None) => {
+                let right_pk: Vec<&String> = right.keys.iter().map(|k| &k.fields[0]).collect();
+                if right_pk.len() != 1 || rcol.as_ref() != Some(right_pk[0]) {
+                    return Err(SqlError::semantic(format!(
+                        "table-table joins must use the primary key of {}",
+                        j.relation.name
+                    )));
+                }
+                let left_pk = left.keys.iter().any(|k| lcol.as_ref().is_some_and(|c| k.fields.contains(c)));
+                if left_pk && left.keys.len() == 1 {
+                    JoinType::TableTable
+                } else {
+                    if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
+                        return Err(SqlError::semantic("foreign-key joins support only INNER and LEFT joins"));
+                    }
+                    JoinType::ForeignKey
+                }
+            }
+            (_, _, Some(_)) => {
+                return Err(SqlError::semantic("WITHIN applies to stream-stream joins only"));
+            }
+            (SourceKind::Table, SourceKind::Stream, _) => {
+                return Err(SqlError::semantic(
+                    "a table cannot be joined to a stream; put the stream on the left (FROM stream JOIN table)",
+                ));
+            }
+        };
+        let left_cols = Self::join_side_columns(&left, &left_alias);
+        let right_cols = Self::join_side_columns(&right, &ralias);
+        let jk = format!("__JK{index}");
+        let kind = if left.kind == SourceKind::Table && right.kind == SourceKind::Table {
+            SourceKind::Table
+        } else {
+            SourceKind::Stream
+        };
+        let mut scope = Scope::default();
+        let (left_node, keys, key_fields) = if join_type == JoinType::ForeignKey {
+            // Keyed by the left table's primary key; the foreign key travels as an extra column.
+            let mut key_exprs = Vec::new();
+            let mut key_fields = Vec::new();
+            let mut groups = Vec::new();
+            for k in &left.keys {
+                let c = left.scope.by_field(&k.fields[0]).cloned().ok_or_else(|| {
+                    SqlError::semantic("internal: left key column missing")
+                })?;
+                let field = if left.joined { c.field.clone() } else { format!("{left_alias}_{}", c.name) };
+                key_exprs.push((field.clone(), compile(column(&c.field), &left.scope)?));
+                key_fields.push(field_of(&field, &c.data_type));
+                scope.columns.push(ScopeColumn { role: ColumnRole::Key, field: field.clone(), ..c.clone() });
+                groups.push(KeyGroup { fields: vec![field.clone()], name: field });
+            }
+            let values: Vec<(ScopeColumn, Expr)> = left_cols
+                .iter()
+                .filter(|(c, _)| !key_fields.iter().any(|f| f.name() == &c.field))
+                .cloned()
+                .collect();
+            let node = self.join_input(&left, key_exprs, &values, Some(("__FK".to_string(), lkey.clone())))?;
+            for (c, _) in &values {
+                scope.columns.push(c.clone());
+            }
+            (node, groups, key_fields)
+        } else {
+            let node = self.join_input(&left, vec![(jk.clone(), lkey.clone())], &left_cols, None)?;
+            let synthetic = lcol.is_none() && rcol.is_none() || j.kind == JoinKind::Full;
+            let taken: HashSet<String> =
+                left.scope.columns.iter().chain(right.scope.columns.iter()).map(|c| c.name.clone()).collect();
+            let key_name = if taken.contains("ROWKEY") {
+                (1..).map(|i| format!("ROWKEY_{i}")).find(|n| !taken.contains(n)).unwrap_or_default()
+            } else {
+                "ROWKEY".to_string()
+            };
+            scope.columns.push(ScopeColumn {
+                qualifier: None,
+                name: key_name.clone(),
+                field: jk.clone(),
+                data_type: lkey.data_type.clone(),
+                role: if synthetic { ColumnRole::Key } else { ColumnRole::System },
+            });
+            let mut group = vec![jk.clone()];
+            if j.kind != JoinKind::Full {
+                let prefixed = |c: &String, rel: &Rel, alias: &str| -> String {
+                    if rel.joined { c.clone() } else { format!("{alias}_{}", rel.scope.by_field(c).map(|s| s.name.clone()).unwrap_or_default()) }
+                };
+                if let Some(c) = &lcol {
+                    group.push(prefixed(c, &left, &left_alias));
+                }
+                if let Some(c) = &rcol {
+                    group.push(prefixed(c, &right, &ralias));
+                }
+            }
+            for (c, _) in &left_cols {
+                scope.columns.push(c.clone());
+            }
+            let key_field = field_of(&jk, &lkey.data_type);
+            (node, vec![KeyGroup { fields: group, name: key_name }], vec![key_field])
+        };
+        let right_node = self.join_input(&right, vec![(jk.clone(), rkey.clone())], &right_cols, None)?;
+        for (c, _) in &right_cols {
+            scope.columns.push(c.clone());
+        }
+        let left_values: Vec<Field> = match &left_node {
+            PlanNode::Exchange(e) => e.input.schema().value_fields(),
+            _ => vec![],
+        };
+        let left_values: Vec<Field> = if join_type == JoinType::ForeignKey {
+            left_values.into_iter().filter(|f| f.name() != "__FK").collect()
+        } else {
+            left_values
+        };
+        let right_values: Vec<Field> = right_cols.iter().map(|(c, _)| field_of(&c.field, &c.data_type)).collect();
+        let mut values = left_values;
+        values.extend(right_values);
+        let schema = StreamSchema::new(key_fields, values, false, kind);
+        for (name, dt) in [(ROWTIME, DataType::Int64), (ROWPARTITION, DataType::Int32), (ROWOFFSET, DataType::Int64)] {
+            scope.columns.push(ScopeColumn {
+                qualifier: None,
+                name: name.to_string(),
+                field: name.to_string(),
+                data_type: dt,
+                role: ColumnRole::System,
+            });
+        }
+        let node = PlanNode::Join(JoinNode {
+            left: Box::new(left_node),
+            right: Box::new(right_node),
+            kind: j.kind,
+            join_type,
+            schema,
+            display: j.on.to_string(),
+        });
+        Ok(Rel { node, scope, kind, keys, window: None, joined: true })
     }
 
     /// Expands `*` and `alias.*` into column references.
@@ -260,7 +578,7 @@ impl<'a> Planner<'a> {
     }
 
     /// `PARTITION BY`: the new key is the partitioning expressions; the old key becomes values.
-    fn plan_partition_by(&self, q: &Query, node: PlanNode, scope: Scope) -> Result<(PlanNode, Scope)> {
+    fn plan_partition_by(&self, q: &Query, node: PlanNode, scope: Scope) -> Result<(PlanNode, Scope, Vec<KeyGroup>)> {
         let mut planner = ExprPlanner::new(scope.clone(), self.registry);
         let in_schema = node.schema().clone();
         let mut exprs = Vec::new();
@@ -308,7 +626,13 @@ impl<'a> Planner<'a> {
             drop_null_keys: false,
             display,
         });
-        Ok((PlanNode::Exchange(ExchangeNode { input: Box::new(project) }), new_scope))
+        let keys = new_scope
+            .columns
+            .iter()
+            .filter(|c| c.role == ColumnRole::Key)
+            .map(|c| KeyGroup { fields: vec![c.field.clone()], name: c.name.clone() })
+            .collect();
+        Ok((PlanNode::Exchange(ExchangeNode { input: Box::new(project) }), new_scope, keys))
     }
 
     /// Builds the final projection: key items first (in key order), then values.
@@ -318,11 +642,12 @@ impl<'a> Planner<'a> {
         node: PlanNode,
         items: Vec<Item>,
         planned: Vec<PlannedExpr>,
-        key_fields: &[&ScopeColumn],
+        key_groups: &[KeyGroup],
         names: &mut NameGenerator,
         kind: SourceKind,
         window: Option<WindowInfo>,
         q: &Query,
+        joined: bool,
     ) -> Result<QueryPlan> {
         let mut out_names: Vec<String> = Vec::new();
         for item in &items {
@@ -339,7 +664,13 @@ impl<'a> Planner<'a> {
                             n
                         }
                     }
-                    Some(n) => n,
+                    // In joins a qualified column is named `<alias>_<column>`.
+                    Some(n) => match &item.expr {
+                        SqlExpr::CompoundIdentifier(ids) if joined && ids.len() == 2 => {
+                            format!("{}_{}", ids[0].value, ids[1].value)
+                        }
+                        _ => n,
+                    },
                     None => names.next(),
                 },
             };
@@ -353,10 +684,10 @@ impl<'a> Planner<'a> {
                 )));
             }
         }
-        let mut key_items: Vec<Option<usize>> = vec![None; key_fields.len()];
+        let mut key_items: Vec<Option<usize>> = vec![None; key_groups.len()];
         for (i, p) in planned.iter().enumerate() {
             if let Expr::Column(c) = &p.expr
-                && let Some(k) = key_fields.iter().position(|k| k.field == c.name)
+                && let Some(k) = key_groups.iter().position(|k| k.fields.contains(&c.name))
                 && key_items[k].is_none()
             {
                 key_items[k] = Some(i);
@@ -366,7 +697,7 @@ impl<'a> Planner<'a> {
             if slot.is_none() {
                 return Err(SqlError::semantic(format!(
                     "Key missing from projection: the query must select the key column {} (it may be aliased)",
-                    key_fields[k].name
+                    key_groups[k].name
                 )));
             }
         }
@@ -376,7 +707,28 @@ impl<'a> Planner<'a> {
         let mut values = Vec::new();
         let mut columns = Vec::new();
         let mut display = Vec::new();
-        for &i in key_items.iter().flatten() {
+        let canonical: Vec<Option<PlannedExpr>> = key_items
+            .iter()
+            .zip(key_groups)
+            .map(|(slot, g)| {
+                // The key is always read from the group's canonical column (the join key itself,
+                // not a side's copy that an outer join may have left NULL).
+                slot.and_then(|i| match &planned[i].expr {
+                    Expr::Column(c) if c.name != g.fields[0] => {
+                        let mut p = planned[i].clone();
+                        p.expr = column(&g.fields[0]);
+                        p.physical = Arc::new(datafusion::physical_expr::expressions::Column::new(
+                            &g.fields[0],
+                            node.schema().arrow.index_of(&g.fields[0]).ok()?,
+                        ));
+                        Some(p)
+                    }
+                    _ => None,
+                })
+            })
+            .collect();
+        for (slot_idx, &i) in key_items.iter().flatten().enumerate() {
+            let expr = canonical[slot_idx].clone().unwrap_or_else(|| planned[i].clone());
             keys.push(field_of(&out_names[i], &planned[i].data_type));
             columns.push(Column {
                 name: out_names[i].clone(),
@@ -385,7 +737,7 @@ impl<'a> Planner<'a> {
                 header: None,
             });
             display.push(format!("{} AS {} KEY", items[i].expr, out_names[i]));
-            exprs.push(planned[i].clone());
+            exprs.push(expr);
         }
         for (i, p) in planned.iter().enumerate() {
             if key_set.contains(&i) {
@@ -429,6 +781,7 @@ impl<'a> Planner<'a> {
         names: &mut NameGenerator,
         source_kind: SourceKind,
         alias: &str,
+        joined: bool,
     ) -> Result<QueryPlan> {
         if q.group_by.is_empty() {
             return Err(SqlError::semantic(
@@ -567,20 +920,11 @@ impl<'a> Planner<'a> {
         }
         let planned: Vec<PlannedExpr> =
             logical_items.into_iter().map(|e| compile(e, &post_scope)).collect::<Result<_>>()?;
-        let key_cols: Vec<ScopeColumn> = post_scope
-            .columns
+        let key_groups: Vec<KeyGroup> = groups
             .iter()
-            .filter(|c| c.role == ColumnRole::Key)
-            .cloned()
-            .map(|mut c| {
-                // Name the key after its GROUP BY expression in error messages.
-                if let Some(idx) = c.field.strip_prefix("__K").and_then(|i| i.parse::<usize>().ok()) {
-                    c.name = q.group_by[idx].to_string();
-                }
-                c
-            })
+            .zip(&q.group_by)
+            .map(|((_, field), g)| KeyGroup { fields: vec![field.clone()], name: g.to_string() })
             .collect();
-        let key_refs: Vec<&ScopeColumn> = key_cols.iter().collect();
         let window = q.window.as_ref().map(|w| match &w.kind {
             WindowKind::Tumbling { size } => {
                 WindowInfo { window_type: WindowType::Tumbling, size_ms: Some(size.as_millis() as i64) }
@@ -591,7 +935,7 @@ impl<'a> Planner<'a> {
             WindowKind::Session { .. } => WindowInfo { window_type: WindowType::Session, size_ms: None },
         });
         let _ = Arc::new(());
-        self.finish_projection(root, items, planned, &key_refs, names, SourceKind::Table, window, q)
+        self.finish_projection(root, items, planned, &key_groups, names, SourceKind::Table, window, q, joined)
     }
 }
 

@@ -5,6 +5,10 @@
 pub mod aggregate_state;
 pub mod filter;
 pub mod group_aggregate;
+pub mod join_rows;
+pub mod stream_stream_join;
+pub mod stream_table_join;
+pub mod table_table_join;
 pub mod project;
 pub mod session_window;
 pub mod sink;
@@ -56,6 +60,10 @@ pub trait Operator: Send {
     fn name(&self) -> &'static str;
     /// Processes one batch, returning output batches.
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>>;
+    /// Processes a batch that arrived on input `side` (0 = left, 1 = right; joins only).
+    fn process_side(&mut self, _side: usize, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.process(batch, ctx)
+    }
     /// The watermark advanced to `wm`: close windows, fire timers.
     fn on_watermark(&mut self, _wm: i64, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         Ok(vec![])
@@ -100,6 +108,14 @@ impl Chain {
     /// Runs a batch through every operator.
     pub fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         self.push(0, vec![batch], ctx)
+    }
+
+    /// Runs a batch that arrived on input `side` through every operator (the first operator
+    /// sees the side).
+    pub fn process_side(&mut self, side: usize, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        let Some(first) = self.ops.first_mut() else { return Ok(vec![batch]) };
+        let out = first.process_side(side, batch, ctx)?;
+        self.push(1, out, ctx)
     }
 
     /// Delivers a watermark to each operator in turn, passing on what each emits.

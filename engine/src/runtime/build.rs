@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use riffle_sql::ast::{SourceKind, WindowKind};
 use riffle_sql::catalog::{Connector, FormatKind, SourceDef};
-use riffle_sql::plan::{PlanNode, QueryPlan, SourceNode, StreamSchema};
+use riffle_sql::plan::{JoinType, PlanNode, QueryPlan, SourceNode, StreamSchema};
 use riffle_udfs::scalar::java_time::JavaFormat;
 use tokio::sync::mpsc;
 
@@ -28,6 +28,9 @@ use crate::operators::group_aggregate::GroupAggregateOp;
 use crate::operators::project::ProjectOp;
 use crate::operators::session_window::SessionWindowOp;
 use crate::operators::sink::{SinkOp, SinkTarget};
+use crate::operators::stream_stream_join::StreamStreamJoinOp;
+use crate::operators::stream_table_join::StreamTableJoinOp;
+use crate::operators::table_table_join::TableTableJoinOp;
 use crate::operators::table_source::TableSourceOp;
 use crate::operators::window_aggregate::WindowAggregateOp;
 use crate::operators::{Chain, OpContext, Operator};
@@ -53,27 +56,70 @@ pub struct Services {
     pub log: Arc<ProcessingLog>,
 }
 
-fn linearize(root: &PlanNode) -> Vec<&PlanNode> {
-    let mut out = vec![root];
-    let mut cur = root;
-    loop {
-        let next = match cur {
-            PlanNode::Source(_) => break,
-            PlanNode::Filter(f) => &f.input,
-            PlanNode::Project(p) => &p.input,
-            PlanNode::Exchange(e) => &e.input,
-            PlanNode::Aggregate(a) => &a.input,
-        };
-        out.push(next);
-        cur = next;
-    }
-    out.reverse();
-    out
+/// What feeds a stage.
+enum StageInput<'a> {
+    /// A relation read by source tasks.
+    Source(&'a SourceNode),
+    /// Upstream stages (one, or two for a join) with the key width they shuffle by.
+    Upstreams(Vec<(usize, usize)>),
+}
+
+/// A group of operators run together in one task per subtask.
+struct StageDef<'a> {
+    input: StageInput<'a>,
+    ops: Vec<&'a PlanNode>,
+}
+
+/// Cuts the plan into stages at exchanges and joins; returns the stage id of `node`.
+fn collect_stages<'a>(node: &'a PlanNode, stages: &mut Vec<StageDef<'a>>) -> Result<usize> {
+    let mut ops: Vec<&'a PlanNode> = Vec::new();
+    let mut cur = node;
+    let input = loop {
+        match cur {
+            PlanNode::Source(s) => break StageInput::Source(s),
+            PlanNode::Exchange(e) => {
+                let up = collect_stages(&e.input, stages)?;
+                break StageInput::Upstreams(vec![(up, e.input.schema().key_count)]);
+            }
+            PlanNode::Join(j) => {
+                let mut ups = Vec::new();
+                for side in [&j.left, &j.right] {
+                    let PlanNode::Exchange(e) = side.as_ref() else {
+                        return Err(EngineError::DataFusion("internal: join inputs must be exchanges".into()));
+                    };
+                    let up = collect_stages(&e.input, stages)?;
+                    ups.push((up, e.input.schema().key_count));
+                }
+                ops.push(cur);
+                break StageInput::Upstreams(ups);
+            }
+            PlanNode::Filter(f) => {
+                ops.push(cur);
+                cur = &f.input;
+            }
+            PlanNode::Project(p) => {
+                ops.push(cur);
+                cur = &p.input;
+            }
+            PlanNode::Aggregate(a) => {
+                ops.push(cur);
+                cur = &a.input;
+            }
+        }
+    };
+    ops.reverse();
+    stages.push(StageDef { input, ops });
+    Ok(stages.len() - 1)
 }
 
 fn operator_for(node: &PlanNode) -> Result<Option<Box<dyn Operator>>> {
     Ok(match node {
         PlanNode::Source(_) | PlanNode::Exchange(_) => None,
+        PlanNode::Join(j) => Some(match j.join_type {
+            JoinType::StreamStream { .. } => Box::new(StreamStreamJoinOp::new(j)?) as Box<dyn Operator>,
+            JoinType::StreamTable => Box::new(StreamTableJoinOp::new(j)?),
+            JoinType::TableTable | JoinType::ForeignKey => Box::new(TableTableJoinOp::new(j)?),
+        }),
         PlanNode::Filter(f) => {
             let input = f.input.schema();
             Some(Box::new(FilterOp::new(f.predicate.physical.clone(), input.kind == SourceKind::Stream, input.op())))
@@ -209,98 +255,125 @@ pub fn launch(
     services: &Services,
     gate: Option<Arc<ReadGate>>,
 ) -> Result<QueryHandle> {
-    let nodes = linearize(&plan.root);
-    let PlanNode::Source(src) = nodes[0] else {
-        return Err(EngineError::DataFusion("internal: plan does not start at a source".into()));
-    };
-    let mut segments: Vec<Vec<&PlanNode>> = vec![vec![]];
-    let mut exchange_keys = Vec::new();
-    for n in &nodes[1..] {
-        if let PlanNode::Exchange(e) = n {
-            exchange_keys.push(e.input.schema().key_count);
-            segments.push(vec![]);
-        } else if let Some(last) = segments.last_mut() {
-            last.push(n);
-        }
-    }
-    let n_stages = segments.len();
+    let mut stages: Vec<StageDef> = Vec::new();
+    let root = collect_stages(&plan.root, &mut stages)?;
     let cfg = &services.config;
-    // Files and client channels take one writer; so does any sink fed directly by sources.
+    // Files and client channels take one writer.
     let single_writer = match &sink {
         SinkSpec::Channel(_) => true,
         SinkSpec::Relation(d) => matches!(d.connector, Connector::File { .. }),
     };
-    let mut readers = source_readers(src, services, &gate, id)?;
-    if n_stages == 1 && readers.len() > 1 && single_writer {
-        readers = source_readers_limited(src, services, &gate, id)?;
+    let mut readers: Vec<Option<Vec<(SourceReader, Option<RecordDecoder>)>>> = Vec::new();
+    let mut parallelism: Vec<usize> = Vec::new();
+    for (i, st) in stages.iter().enumerate() {
+        match &st.input {
+            StageInput::Source(src) => {
+                let r = if i == root && single_writer {
+                    source_readers_limited(src, services, &gate, id)?
+                } else {
+                    source_readers(src, services, &gate, id)?
+                };
+                parallelism.push(r.len());
+                readers.push(Some(r));
+            }
+            StageInput::Upstreams(_) => {
+                // Foreign-key joins see both tables whole: one subtask.
+                let fk = st.ops.iter().any(|n| matches!(n, PlanNode::Join(j) if j.join_type == JoinType::ForeignKey));
+                let p = if (i == root && single_writer) || fk { 1 } else { cfg.parallelism.max(1) };
+                parallelism.push(p);
+                readers.push(None);
+            }
+        }
     }
-    let mut parallelism: Vec<usize> = (0..n_stages)
-        .map(|i| if i == 0 { readers.len() } else { cfg.parallelism.max(1) })
-        .collect();
-    if single_writer && n_stages > 1 {
-        parallelism[n_stages - 1] = 1;
-    }
-    let sink_tasks = parallelism[n_stages - 1];
+    let sink_tasks = parallelism[root];
     let coordinator = Arc::new(Coordinator::new(sink_tasks));
     let metrics = Arc::new(QueryMetrics::default());
     let errors = services.log.counts(id);
     let ctx = || OpContext { query: id.to_string(), log: services.log.clone(), watermark: i64::MIN, metrics: metrics.clone() };
     let last_schema = plan.root.schema().clone();
-    let table_source = src.def.kind == SourceKind::Table;
     let build_chain = |stage: usize| -> Result<Chain> {
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
-        if stage == 0 && table_source {
+        if let StageInput::Source(src) = &stages[stage].input
+            && src.def.kind == SourceKind::Table
+        {
             ops.push(Box::new(TableSourceOp::new(src.schema.clone(), src.materialize)?));
         }
-        for n in &segments[stage] {
+        for n in &stages[stage].ops {
             if let Some(op) = operator_for(n)? {
                 ops.push(op);
             }
         }
-        if stage == n_stages - 1 {
+        if stage == root {
             ops.push(Box::new(sink_op(sink.clone(), &last_schema, services, coordinator.clone())?));
         }
         Ok(Chain::new(ops))
     };
-    let mut senders: Vec<Vec<Sender>> = vec![vec![]; n_stages];
-    let mut receivers: Vec<Vec<mpsc::Receiver<(usize, Message)>>> = (0..n_stages).map(|_| vec![]).collect();
-    for s in 1..n_stages {
-        for _ in 0..parallelism[s] {
-            let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
-            senders[s].push(tx);
-            receivers[s].push(rx);
+    // Channels into every non-source stage, and who feeds each.
+    let mut senders: Vec<Vec<Sender>> = vec![vec![]; stages.len()];
+    let mut receivers: Vec<Vec<mpsc::Receiver<(usize, Message)>>> = (0..stages.len()).map(|_| vec![]).collect();
+    // For each stage: (downstream stage, sender offset, key width) it outputs to.
+    let mut downstream: Vec<Option<(usize, usize, usize)>> = vec![None; stages.len()];
+    let mut sides: Vec<Vec<usize>> = vec![vec![]; stages.len()];
+    for (s, st) in stages.iter().enumerate() {
+        if let StageInput::Upstreams(ups) = &st.input {
+            for _ in 0..parallelism[s] {
+                let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
+                senders[s].push(tx);
+                receivers[s].push(rx);
+            }
+            let mut offset = 0;
+            for (side, (up, key_width)) in ups.iter().enumerate() {
+                downstream[*up] = Some((s, offset, *key_width));
+                for _ in 0..parallelism[*up] {
+                    sides[s].push(side);
+                }
+                offset += parallelism[*up];
+            }
         }
     }
     let output_of = |stage: usize, me: usize| -> Output {
-        if stage + 1 == n_stages {
-            Output::None
-        } else {
-            Output::Shuffle { txs: senders[stage + 1].clone(), me, key_count: exchange_keys[stage] }
+        match downstream[stage] {
+            None => Output::None,
+            Some((s, offset, key_count)) => Output::Shuffle { txs: senders[s].clone(), me: offset + me, key_count },
         }
     };
     let mut handles = Vec::new();
     let mut controls = Vec::new();
-    for (i, (reader, decoder)) in readers.into_iter().enumerate() {
-        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<SourceCommand>();
-        controls.push(ctl_tx);
-        let task = SourceTask {
-            reader,
-            decoder,
-            chain: build_chain(0)?,
-            output: output_of(0, i),
-            control: ctl_rx,
-            ctx: ctx(),
-            max_batch: cfg.max_batch_rows.max(1),
-            watermarks: WatermarkTracker::new(src.def.watermark_delay_ms, cfg.idle_timeout),
-            time_columns: (src.schema.rowtime(), src.schema.partition()),
-        };
-        handles.push(spawn(id, coordinator.clone(), task.run()));
-    }
-    for s in 1..n_stages {
-        let rxs = std::mem::take(&mut receivers[s]);
-        for (j, rx) in rxs.into_iter().enumerate() {
-            let task = StageTask { input: rx, upstreams: parallelism[s - 1], chain: build_chain(s)?, output: output_of(s, j), ctx: ctx() };
-            handles.push(spawn(id, coordinator.clone(), task.run()));
+    for (s, st) in stages.iter().enumerate() {
+        match &st.input {
+            StageInput::Source(src) => {
+                let rs = readers[s].take().unwrap_or_default();
+                for (i, (reader, decoder)) in rs.into_iter().enumerate() {
+                    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<SourceCommand>();
+                    controls.push(ctl_tx);
+                    let task = SourceTask {
+                        reader,
+                        decoder,
+                        chain: build_chain(s)?,
+                        output: output_of(s, i),
+                        control: ctl_rx,
+                        ctx: ctx(),
+                        max_batch: cfg.max_batch_rows.max(1),
+                        watermarks: WatermarkTracker::new(src.def.watermark_delay_ms, cfg.idle_timeout),
+                        time_columns: (src.schema.rowtime(), src.schema.partition()),
+                    };
+                    handles.push(spawn(id, coordinator.clone(), task.run()));
+                }
+            }
+            StageInput::Upstreams(_) => {
+                let rxs = std::mem::take(&mut receivers[s]);
+                for (j, rx) in rxs.into_iter().enumerate() {
+                    let task = StageTask {
+                        input: rx,
+                        upstreams: sides[s].len(),
+                        sides: sides[s].clone(),
+                        chain: build_chain(s)?,
+                        output: output_of(s, j),
+                        ctx: ctx(),
+                    };
+                    handles.push(spawn(id, coordinator.clone(), task.run()));
+                }
+            }
         }
     }
     drop(senders);

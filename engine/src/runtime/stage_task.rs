@@ -17,6 +17,8 @@ pub struct StageTask {
     pub input: mpsc::Receiver<(usize, Message)>,
     /// Number of upstream subtasks.
     pub upstreams: usize,
+    /// The input side (0 = left, 1 = right) of each upstream subtask.
+    pub sides: Vec<usize>,
     /// Operators.
     pub chain: Chain,
     /// Where results go.
@@ -64,7 +66,8 @@ impl StageTask {
             }
             match msg {
                 Message::Batch(b) => {
-                    let out = self.chain.process(b, &mut self.ctx)?;
+                    let side = self.sides.get(from).copied().unwrap_or(0);
+                    let out = self.chain.process_side(side, b, &mut self.ctx)?;
                     self.output.batches(out).await?;
                 }
                 Message::Watermark(w) => {

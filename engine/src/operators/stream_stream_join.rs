@@ -1,0 +1,181 @@
+//! Stream-stream join within a time window. Rows of both sides are kept for the window plus the
+//! grace period (by stream time, the largest event time seen); each arriving row joins the other
+//! side's rows whose time lies in the window. Outer joins pad unmatched rows with NULLs: at once
+//! in the legacy form (no `GRACE PERIOD`), or when the row's window closes when a grace period is
+//! declared — unless a match arrives first.
+
+use std::collections::{BTreeMap, HashMap};
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use riffle_sql::ast::JoinKind;
+use riffle_sql::plan::{ChangeOp, JoinNode, JoinType, StreamSchema};
+
+use super::join_rows::{JoinOutput, JoinedRow};
+use super::{OpContext, Operator, ops_of};
+use crate::error::{EngineError, Result};
+
+struct Entry {
+    ts: i64,
+    seq: u64,
+    row: RecordBatch,
+}
+
+#[derive(Default)]
+struct Side {
+    store: HashMap<OwnedRow, Vec<Entry>>,
+    pending: BTreeMap<(i64, u64), (OwnedRow, RecordBatch)>,
+}
+
+/// Windowed stream-stream join.
+pub struct StreamStreamJoinOp {
+    kind: JoinKind,
+    before: i64,
+    after: i64,
+    grace: Option<i64>,
+    retention: i64,
+    sides: [Side; 2],
+    inputs: [StreamSchema; 2],
+    converter: RowConverter,
+    output: JoinOutput,
+    stream_time: i64,
+    seq: u64,
+}
+
+impl StreamStreamJoinOp {
+    /// Builds the operator for a stream-stream join node.
+    pub fn new(node: &JoinNode) -> Result<Self> {
+        let JoinType::StreamStream { before_ms, after_ms, grace_ms } = node.join_type else {
+            return Err(EngineError::DataFusion("internal: not a stream-stream join".into()));
+        };
+        let left = node.left.schema().clone();
+        let right = node.right.schema().clone();
+        let converter = RowConverter::new(vec![SortField::new(left.key_fields()[0].data_type().clone())])?;
+        Ok(StreamStreamJoinOp {
+            kind: node.kind,
+            before: before_ms,
+            after: after_ms,
+            grace: grace_ms,
+            retention: node.join_type.retention_ms(),
+            sides: [Side::default(), Side::default()],
+            output: JoinOutput::new(node.schema.clone(), &left, &right, left.value_count),
+            inputs: [left, right],
+            converter,
+            stream_time: i64::MIN,
+            seq: 0,
+        })
+    }
+
+    fn outer(&self, side: usize) -> bool {
+        matches!((self.kind, side), (JoinKind::Full, _) | (JoinKind::Left, 0) | (JoinKind::Right, 1))
+    }
+
+    /// How far after a row of `side` a partner may arrive.
+    fn after_of(&self, side: usize) -> i64 {
+        if side == 0 { self.after } else { self.before }
+    }
+
+    fn padded(side: usize, row: RecordBatch, ts: i64) -> JoinedRow {
+        let (left, right) = if side == 0 { (Some(row.clone()), None) } else { (None, Some(row.clone())) };
+        JoinedRow { key_from: row, left, right, rowtime: ts, op: ChangeOp::Insert }
+    }
+
+    fn expire(&mut self) {
+        let limit = self.stream_time.saturating_sub(self.retention);
+        for s in &mut self.sides {
+            s.store.retain(|_, entries| {
+                entries.retain(|e| e.ts >= limit);
+                !entries.is_empty()
+            });
+        }
+    }
+
+    fn close_pending(&mut self, out: &mut Vec<JoinedRow>) {
+        let Some(grace) = self.grace else { return };
+        for side in 0..2 {
+            let after = self.after_of(side);
+            let st = self.stream_time;
+            let closed: Vec<(i64, u64)> = self.sides[side]
+                .pending
+                .keys()
+                .filter(|(ts, _)| ts.saturating_add(after).saturating_add(grace) < st)
+                .copied()
+                .collect();
+            for k in closed {
+                if let Some((_, row)) = self.sides[side].pending.remove(&k) {
+                    out.push(Self::padded(side, row, k.0));
+                }
+            }
+        }
+    }
+}
+
+impl Operator for StreamStreamJoinOp {
+    fn name(&self) -> &'static str {
+        "StreamStreamJoin"
+    }
+
+    fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.process_side(0, batch, ctx)
+    }
+
+    fn process_side(&mut self, side: usize, batch: RecordBatch, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        let schema = &self.inputs[side];
+        let times = batch.column(schema.rowtime()).as_primitive::<Int64Type>().clone();
+        let ops = ops_of(&batch, schema.op());
+        let keys = self.converter.convert_columns(&batch.columns()[..1])?;
+        let other = 1 - side;
+        let mut out = Vec::new();
+        for i in 0..batch.num_rows() {
+            if ops.value(i) == ChangeOp::Delete as i8 {
+                continue;
+            }
+            let t = times.value(i);
+            self.stream_time = self.stream_time.max(t);
+            self.expire();
+            let key = keys.row(i).owned();
+            let row = batch.slice(i, 1);
+            let (lo, hi) = if side == 0 {
+                (t.saturating_sub(self.before), t.saturating_add(self.after))
+            } else {
+                (t.saturating_sub(self.after), t.saturating_add(self.before))
+            };
+            let mut matches: Vec<(i64, u64, RecordBatch)> = self.sides[other]
+                .store
+                .get(&key)
+                .map(|es| es.iter().filter(|e| e.ts >= lo && e.ts <= hi).map(|e| (e.ts, e.seq, e.row.clone())).collect())
+                .unwrap_or_default();
+            matches.sort_by_key(|(ts, seq, _)| (*ts, *seq));
+            for (ts, seq, m) in &matches {
+                self.sides[other].pending.remove(&(*ts, *seq));
+                let (left, right) = if side == 0 { (row.clone(), m.clone()) } else { (m.clone(), row.clone()) };
+                out.push(JoinedRow {
+                    key_from: row.clone(),
+                    left: Some(left),
+                    right: Some(right),
+                    rowtime: t.max(*ts),
+                    op: ChangeOp::Insert,
+                });
+            }
+            let seq = self.seq;
+            self.seq += 1;
+            if matches.is_empty() && self.outer(side) {
+                let closed = match self.grace {
+                    None => true,
+                    Some(g) => t.saturating_add(self.after_of(side)).saturating_add(g) < self.stream_time,
+                };
+                if closed {
+                    out.push(Self::padded(side, row.clone(), t));
+                } else {
+                    self.sides[side].pending.insert((t, seq), (key.clone(), row.clone()));
+                }
+            }
+            if t >= self.stream_time.saturating_sub(self.retention) {
+                self.sides[side].store.entry(key).or_default().push(Entry { ts: t, seq, row });
+            }
+            self.close_pending(&mut out);
+        }
+        Ok(self.output.build(&out)?.into_iter().collect())
+    }
+}

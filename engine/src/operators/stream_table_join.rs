@@ -1,0 +1,80 @@
+//! Stream-table join: the table side keeps its latest row per key; each stream row joins the row
+//! present at that moment (LEFT pads with NULLs when there is none). Table changes emit nothing.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use riffle_sql::ast::JoinKind;
+use riffle_sql::plan::{ChangeOp, JoinNode, StreamSchema};
+
+use super::join_rows::{JoinOutput, JoinedRow};
+use super::{OpContext, Operator, ops_of};
+use crate::error::Result;
+
+/// Stream-table join.
+pub struct StreamTableJoinOp {
+    kind: JoinKind,
+    inputs: [StreamSchema; 2],
+    table: HashMap<OwnedRow, RecordBatch>,
+    converter: RowConverter,
+    output: JoinOutput,
+}
+
+impl StreamTableJoinOp {
+    /// Builds the operator for a stream-table join node.
+    pub fn new(node: &JoinNode) -> Result<Self> {
+        let left = node.left.schema().clone();
+        let right = node.right.schema().clone();
+        Ok(StreamTableJoinOp {
+            kind: node.kind,
+            converter: RowConverter::new(vec![SortField::new(left.key_fields()[0].data_type().clone())])?,
+            output: JoinOutput::new(node.schema.clone(), &left, &right, left.value_count),
+            inputs: [left, right],
+            table: HashMap::new(),
+        })
+    }
+}
+
+impl Operator for StreamTableJoinOp {
+    fn name(&self) -> &'static str {
+        "StreamTableJoin"
+    }
+
+    fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.process_side(0, batch, ctx)
+    }
+
+    fn process_side(&mut self, side: usize, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        let schema = &self.inputs[side];
+        let ops = ops_of(&batch, schema.op());
+        let keys = self.converter.convert_columns(&batch.columns()[..1])?;
+        if side == 1 {
+            for i in 0..batch.num_rows() {
+                let key = keys.row(i).owned();
+                if ops.value(i) == ChangeOp::Delete as i8 || ops.value(i) == ChangeOp::UpdateBefore as i8 {
+                    self.table.remove(&key);
+                } else {
+                    self.table.insert(key, batch.slice(i, 1));
+                }
+            }
+            ctx.metrics.state_bytes.store((self.table.len() * 64) as u64, std::sync::atomic::Ordering::Relaxed);
+            return Ok(vec![]);
+        }
+        let times = batch.column(schema.rowtime()).as_primitive::<Int64Type>().clone();
+        let mut out = Vec::new();
+        for i in 0..batch.num_rows() {
+            if ops.value(i) == ChangeOp::Delete as i8 {
+                continue;
+            }
+            let row = batch.slice(i, 1);
+            let right = self.table.get(&keys.row(i).owned()).cloned();
+            if right.is_none() && self.kind != JoinKind::Left {
+                continue;
+            }
+            out.push(JoinedRow { key_from: row.clone(), left: Some(row), right, rowtime: times.value(i), op: ChangeOp::Insert });
+        }
+        Ok(self.output.build(&out)?.into_iter().collect())
+    }
+}
