@@ -601,8 +601,27 @@ impl<'a> ExprPlanner<'a> {
             }
             SqlExpr::Function(f) => self.plan_function(f)?,
             SqlExpr::CompoundFieldAccess { root, access_chain } => {
-                let mut base = self.plan(root)?;
-                for access in access_chain {
+                // A leading `a.b` path may be `source.column`: resolve it as a compound name.
+                let mut path: Vec<sql::Ident> = match root.as_ref() {
+                    SqlExpr::Identifier(id) => vec![id.clone()],
+                    SqlExpr::CompoundIdentifier(ids) => ids.clone(),
+                    _ => vec![],
+                };
+                let mut rest = access_chain.as_slice();
+                if !path.is_empty() {
+                    while let Some(AccessExpr::Dot(SqlExpr::Identifier(id))) = rest.first() {
+                        path.push(id.clone());
+                        rest = &rest[1..];
+                    }
+                }
+                let mut base = if path.is_empty() {
+                    self.plan(root)?
+                } else if path.len() == 1 {
+                    self.resolve_column(&SqlExpr::Identifier(path[0].clone()))?
+                } else {
+                    self.plan_compound(&path)?
+                };
+                for access in rest {
                     base = match access {
                         AccessExpr::Subscript(Subscript::Index { index }) => self.subscript(base, index)?,
                         AccessExpr::Dot(SqlExpr::Identifier(id)) => self.field_access(base, &ident_name(id))?,

@@ -29,8 +29,43 @@ pub struct Planner<'a> {
 /// selected through either side's column); `fields[0]` is the canonical physical column.
 #[derive(Debug, Clone)]
 struct KeyGroup {
-    fields: Vec<String>,
+    /// Physical field holding the key.
+    canonical: String,
+    /// Fields that may be selected as the key, in priority order.
+    candidates: Vec<String>,
+    /// Expressions over the relation known to equal the key (join keys propagate through
+    /// n-way joins: `a.x = b.y` then `b.y = c.z` keeps `a.x` selectable).
+    equivalents: Vec<Expr>,
+    /// Name for messages.
     name: String,
+}
+
+impl KeyGroup {
+    fn column(field: &str, name: &str) -> Self {
+        KeyGroup {
+            canonical: field.to_string(),
+            candidates: vec![field.to_string()],
+            equivalents: vec![column(field)],
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Renames column references (a side's fields as they appear after the join).
+fn remap(e: &Expr, map: &std::collections::HashMap<String, String>) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    e.clone()
+        .transform(|n| {
+            Ok(match &n {
+                Expr::Column(c) => match map.get(&c.name) {
+                    Some(f) => Transformed::yes(column(f)),
+                    None => Transformed::no(n),
+                },
+                _ => Transformed::no(n),
+            })
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
 }
 
 /// A planned FROM clause: its node, the columns it exposes and its key.
@@ -56,6 +91,8 @@ struct Item {
 struct NameGenerator {
     next: usize,
     taken: HashSet<String>,
+    /// Column names present in more than one joined relation.
+    ambiguous: HashSet<String>,
 }
 
 impl NameGenerator {
@@ -158,12 +195,18 @@ impl<'a> Planner<'a> {
     /// Plans a query.
     pub fn plan_query(&self, q: &Query) -> Result<QueryPlan> {
         let mut taken: HashSet<String> = HashSet::new();
+        let mut ambiguous: HashSet<String> = HashSet::new();
         for r in std::iter::once(&q.from).chain(q.joins.iter().map(|j| &j.relation)) {
             let def = self.catalog.require(&r.name)?;
-            taken.extend(def.columns.iter().map(|c| c.name.clone()));
+            for c in &def.columns {
+                if !taken.insert(c.name.clone()) {
+                    ambiguous.insert(c.name.clone());
+                }
+            }
         }
+        ambiguous.insert(ROWTIME.to_string());
         taken.extend([ROWTIME, WINDOWSTART, WINDOWEND].iter().map(|s| s.to_string()));
-        let mut names = NameGenerator { next: 0, taken };
+        let mut names = NameGenerator { next: 0, taken, ambiguous };
 
         let is_aggregate = !q.group_by.is_empty()
             || q.projection.iter().any(|i| match i {
@@ -216,7 +259,7 @@ impl<'a> Planner<'a> {
         let scope = Self::source_scope(&def, &alias);
         let keys = def
             .key_columns()
-            .map(|c| KeyGroup { fields: vec![c.name.clone()], name: c.name.clone() })
+            .map(|c| KeyGroup::column(&c.name, &c.name))
             .collect();
         let mut rel = Rel {
             node: PlanNode::Source(SourceNode {
@@ -318,7 +361,7 @@ impl<'a> Planner<'a> {
             }),
             scope: Self::source_scope(&rdef, &ralias),
             kind: rdef.kind,
-            keys: rdef.key_columns().map(|c| KeyGroup { fields: vec![c.name.clone()], name: c.name.clone() }).collect(),
+            keys: rdef.key_columns().map(|c| KeyGroup::column(&c.name, &c.name)).collect(),
             window: None,
             joined: false,
         };
@@ -366,7 +409,7 @@ impl<'a> Planner<'a> {
                 _ => None,
             }
         };
-        let lcol = is_column(&lkey, &left);
+        let _lcol = is_column(&lkey, &left);
         let rcol = is_column(&rkey, &right);
         let join_type = match (left.kind, right.kind, &j.within) {
             (SourceKind::Stream, SourceKind::Stream, Some(w)) => JoinType::StreamStream {
@@ -387,14 +430,14 @@ impl<'a> Planner<'a> {
                 JoinType::StreamTable
             }
             (SourceKind::Table, SourceKind::Table, None) => {
-                let right_pk: Vec<&String> = right.keys.iter().map(|k| &k.fields[0]).collect();
+                let right_pk: Vec<&String> = right.keys.iter().map(|k| &k.canonical).collect();
                 if right_pk.len() != 1 || rcol.as_ref() != Some(right_pk[0]) {
                     return Err(SqlError::semantic(format!(
                         "table-table joins must use the primary key of {}",
                         j.relation.name
                     )));
                 }
-                let left_pk = left.keys.iter().any(|k| lcol.as_ref().is_some_and(|c| k.fields.contains(c)));
+                let left_pk = left.keys.iter().any(|k| k.equivalents.contains(&lkey.expr));
                 if left_pk && left.keys.len() == 1 {
                     JoinType::TableTable
                 } else {
@@ -428,14 +471,14 @@ impl<'a> Planner<'a> {
             let mut key_fields = Vec::new();
             let mut groups = Vec::new();
             for k in &left.keys {
-                let c = left.scope.by_field(&k.fields[0]).cloned().ok_or_else(|| {
+                let c = left.scope.by_field(&k.canonical).cloned().ok_or_else(|| {
                     SqlError::semantic("internal: left key column missing")
                 })?;
                 let field = if left.joined { c.field.clone() } else { format!("{left_alias}_{}", c.name) };
                 key_exprs.push((field.clone(), compile(column(&c.field), &left.scope)?));
                 key_fields.push(field_of(&field, &c.data_type));
                 scope.columns.push(ScopeColumn { role: ColumnRole::Key, field: field.clone(), ..c.clone() });
-                groups.push(KeyGroup { fields: vec![field.clone()], name: field });
+                groups.push(KeyGroup::column(&field, &field));
             }
             let values: Vec<(ScopeColumn, Expr)> = left_cols
                 .iter()
@@ -449,9 +492,43 @@ impl<'a> Planner<'a> {
             (node, groups, key_fields)
         } else {
             let node = self.join_input(&left, vec![(jk.clone(), lkey.clone())], &left_cols, None)?;
-            let synthetic = lcol.is_none() && rcol.is_none() || j.kind == JoinKind::Full;
-            let taken: HashSet<String> =
-                left.scope.columns.iter().chain(right.scope.columns.iter()).map(|c| c.name.clone()).collect();
+            let side_map = |rel: &Rel, alias: &str| -> std::collections::HashMap<String, String> {
+                rel.scope
+                    .columns
+                    .iter()
+                    .map(|c| (c.field.clone(), if rel.joined { c.field.clone() } else { format!("{alias}_{}", c.name) }))
+                    .collect()
+            };
+            let lmap = side_map(&left, &left_alias);
+            let rmap = side_map(&right, &ralias);
+            let mut equivalents = vec![remap(&lkey.expr, &lmap), remap(&rkey.expr, &rmap)];
+            let mut candidates: Vec<String> = Vec::new();
+            if j.kind != JoinKind::Full {
+                if let Some(g) = left.keys.iter().find(|g| g.equivalents.contains(&lkey.expr)) {
+                    for c in &g.candidates {
+                        if let Some(f) = lmap.get(c) {
+                            candidates.push(f.clone());
+                        }
+                    }
+                    equivalents.extend(g.equivalents.iter().map(|e| remap(e, &lmap)));
+                }
+                for e in &equivalents[..2] {
+                    if let Expr::Column(c) = e
+                        && !candidates.contains(&c.name)
+                    {
+                        candidates.push(c.name.clone());
+                    }
+                }
+            }
+            let synthetic = candidates.is_empty();
+            let taken: HashSet<String> = left
+                .scope
+                .columns
+                .iter()
+                .chain(right.scope.columns.iter())
+                .filter(|c| !c.field.starts_with("__JK"))
+                .map(|c| c.name.clone())
+                .collect();
             let key_name = if taken.contains("ROWKEY") {
                 (1..).map(|i| format!("ROWKEY_{i}")).find(|n| !taken.contains(n)).unwrap_or_default()
             } else {
@@ -464,23 +541,14 @@ impl<'a> Planner<'a> {
                 data_type: lkey.data_type.clone(),
                 role: if synthetic { ColumnRole::Key } else { ColumnRole::System },
             });
-            let mut group = vec![jk.clone()];
-            if j.kind != JoinKind::Full {
-                let prefixed = |c: &String, rel: &Rel, alias: &str| -> String {
-                    if rel.joined { c.clone() } else { format!("{alias}_{}", rel.scope.by_field(c).map(|s| s.name.clone()).unwrap_or_default()) }
-                };
-                if let Some(c) = &lcol {
-                    group.push(prefixed(c, &left, &left_alias));
-                }
-                if let Some(c) = &rcol {
-                    group.push(prefixed(c, &right, &ralias));
-                }
-            }
+            candidates.push(jk.clone());
+            equivalents.push(column(&jk));
+            let group = KeyGroup { canonical: jk.clone(), candidates, equivalents, name: key_name.clone() };
             for (c, _) in &left_cols {
                 scope.columns.push(c.clone());
             }
             let key_field = field_of(&jk, &lkey.data_type);
-            (node, vec![KeyGroup { fields: group, name: key_name }], vec![key_field])
+            (node, vec![group], vec![key_field])
         };
         let right_node = self.join_input(&right, vec![(jk.clone(), rkey.clone())], &right_cols, None)?;
         for (c, _) in &right_cols {
@@ -549,7 +617,9 @@ impl<'a> Planner<'a> {
                             ]),
                             None => SqlExpr::Identifier(ident),
                         };
-                        items.push(Item { expr, name: Some(c.name.clone()) });
+                        // Join columns are named `<alias>_<column>` (their physical field).
+                        let name = if c.field.starts_with("__") { c.name.clone() } else { c.field.clone() };
+                        items.push(Item { expr, name: Some(name) });
                     }
                 }
                 SelectItem::Expr { expr, alias } => {
@@ -630,7 +700,7 @@ impl<'a> Planner<'a> {
             .columns
             .iter()
             .filter(|c| c.role == ColumnRole::Key)
-            .map(|c| KeyGroup { fields: vec![c.field.clone()], name: c.name.clone() })
+            .map(|c| KeyGroup::column(&c.field, &c.name))
             .collect();
         Ok((PlanNode::Exchange(ExchangeNode { input: Box::new(project) }), new_scope, keys))
     }
@@ -666,7 +736,7 @@ impl<'a> Planner<'a> {
                     }
                     // In joins a qualified column is named `<alias>_<column>`.
                     Some(n) => match &item.expr {
-                        SqlExpr::CompoundIdentifier(ids) if joined && ids.len() == 2 => {
+                        SqlExpr::CompoundIdentifier(ids) if joined && ids.len() == 2 && names.ambiguous.contains(&ids[1].value) => {
                             format!("{}_{}", ids[0].value, ids[1].value)
                         }
                         _ => n,
@@ -684,15 +754,15 @@ impl<'a> Planner<'a> {
                 )));
             }
         }
-        let mut key_items: Vec<Option<usize>> = vec![None; key_groups.len()];
-        for (i, p) in planned.iter().enumerate() {
-            if let Expr::Column(c) = &p.expr
-                && let Some(k) = key_groups.iter().position(|k| k.fields.contains(&c.name))
-                && key_items[k].is_none()
-            {
-                key_items[k] = Some(i);
-            }
-        }
+        // Each key slot is filled by the first item selecting its highest-priority candidate.
+        let key_items: Vec<Option<usize>> = key_groups
+            .iter()
+            .map(|g| {
+                g.candidates.iter().find_map(|cand| {
+                    planned.iter().position(|p| matches!(&p.expr, Expr::Column(c) if &c.name == cand))
+                })
+            })
+            .collect();
         for (k, slot) in key_items.iter().enumerate() {
             if slot.is_none() {
                 return Err(SqlError::semantic(format!(
@@ -714,12 +784,12 @@ impl<'a> Planner<'a> {
                 // The key is always read from the group's canonical column (the join key itself,
                 // not a side's copy that an outer join may have left NULL).
                 slot.and_then(|i| match &planned[i].expr {
-                    Expr::Column(c) if c.name != g.fields[0] => {
+                    Expr::Column(c) if c.name != g.canonical => {
                         let mut p = planned[i].clone();
-                        p.expr = column(&g.fields[0]);
+                        p.expr = column(&g.canonical);
                         p.physical = Arc::new(datafusion::physical_expr::expressions::Column::new(
-                            &g.fields[0],
-                            node.schema().arrow.index_of(&g.fields[0]).ok()?,
+                            &g.canonical,
+                            node.schema().arrow.index_of(&g.canonical).ok()?,
                         ));
                         Some(p)
                     }
@@ -923,7 +993,7 @@ impl<'a> Planner<'a> {
         let key_groups: Vec<KeyGroup> = groups
             .iter()
             .zip(&q.group_by)
-            .map(|((_, field), g)| KeyGroup { fields: vec![field.clone()], name: g.to_string() })
+            .map(|((_, field), g)| KeyGroup::column(field, &g.to_string()))
             .collect();
         let window = q.window.as_ref().map(|w| match &w.kind {
             WindowKind::Tumbling { size } => {

@@ -53,6 +53,10 @@ impl Operator for StreamTableJoinOp {
         if side == 1 {
             for i in 0..batch.num_rows() {
                 let key = keys.row(i).owned();
+                let followed = i + 1 < batch.num_rows() && ops.value(i + 1) == ChangeOp::UpdateAfter as i8;
+                if ops.value(i) == ChangeOp::UpdateBefore as i8 && followed {
+                    continue;
+                }
                 if ops.value(i) == ChangeOp::Delete as i8 || ops.value(i) == ChangeOp::UpdateBefore as i8 {
                     self.table.remove(&key);
                 } else {

@@ -107,12 +107,14 @@ impl TableTableJoinOp {
                 op,
             })
         };
+        // A result carries the time of the change that produced it (never earlier than its rows).
         match (old, new) {
             (Some(o), Some(n)) => {
-                out.extend(row(&o, ChangeOp::UpdateBefore, n.rowtime()));
-                out.extend(row(&n, ChangeOp::UpdateAfter, n.rowtime()));
+                let ts = n.rowtime().max(now);
+                out.extend(row(&o, ChangeOp::UpdateBefore, ts));
+                out.extend(row(&n, ChangeOp::UpdateAfter, ts));
             }
-            (None, Some(n)) => out.extend(row(&n, ChangeOp::Insert, n.rowtime())),
+            (None, Some(n)) => out.extend(row(&n, ChangeOp::Insert, n.rowtime().max(now))),
             (Some(o), None) => out.extend(row(&o, ChangeOp::Delete, now)),
             (None, None) => {}
         }
@@ -145,7 +147,12 @@ impl Operator for TableTableJoinOp {
         for i in 0..batch.num_rows() {
             let key = keys.row(i).owned();
             let ts = times.value(i);
-            let deleted = matches!(ChangeOp::from_i8(ops.value(i)), ChangeOp::Delete | ChangeOp::UpdateBefore);
+            let op = ChangeOp::from_i8(ops.value(i));
+            if op == ChangeOp::UpdateBefore && i + 1 < batch.num_rows() && ops.value(i + 1) == ChangeOp::UpdateAfter as i8 {
+                // The update that follows replaces the row.
+                continue;
+            }
+            let deleted = matches!(op, ChangeOp::Delete | ChangeOp::UpdateBefore);
             let stored = Stored {
                 row: batch.slice(i, 1),
                 ts,
@@ -167,11 +174,17 @@ impl Operator for TableTableJoinOp {
             }
             let old = self.result(&key);
             if deleted {
-                if let Some(prev) = self.state[side].remove(&key)
-                    && let Some(fk) = prev.fk
-                    && let Some(set) = self.index.get_mut(&fk)
+                let prev = self.state[side].remove(&key);
+                if let Some(prev) = &prev
+                    && let Some(fk) = &prev.fk
+                    && let Some(set) = self.index.get_mut(fk)
                 {
                     set.remove(&key);
+                }
+                if self.foreign_key && side == 0 && old.is_none() && let Some(prev) = prev {
+                    // A deleted left row is always forwarded as a tombstone of its key.
+                    out.push(JoinedRow { key_from: prev.row, left: None, right: None, rowtime: ts, op: ChangeOp::Delete });
+                    continue;
                 }
             } else {
                 if let Some(fk) = &stored.fk {
