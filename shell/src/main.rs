@@ -3,10 +3,7 @@
 //! - `riffle run pipeline.sql [--until-idle]` runs a SQL file as a pipeline;
 //! - `riffle test PATH… [--names FILE]` runs QTT-format conformance files.
 
-mod output;
-mod qtt;
-mod run;
-
+use riffle::{qtt, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

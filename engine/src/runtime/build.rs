@@ -258,10 +258,10 @@ pub fn launch(
     let mut stages: Vec<StageDef> = Vec::new();
     let root = collect_stages(&plan.root, &mut stages)?;
     let cfg = &services.config;
-    // Files and client channels take one writer.
+    // Files, stdout and client channels take one writer (one ordered stream of rows).
     let single_writer = match &sink {
         SinkSpec::Channel(_) => true,
-        SinkSpec::Relation(d) => matches!(d.connector, Connector::File { .. }),
+        SinkSpec::Relation(d) => matches!(d.connector, Connector::File { .. } | Connector::Stdout),
     };
     let mut readers: Vec<Option<Vec<(SourceReader, Option<RecordDecoder>)>>> = Vec::new();
     let mut parallelism: Vec<usize> = Vec::new();

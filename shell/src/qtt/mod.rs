@@ -1,9 +1,9 @@
 //! `riffle test`: runs QTT-format conformance files (the format of ksqlDB's query-validation
 //! tests, see `shared/conformance/ksql/FORMAT.md`) and reports `N passed, M failed`.
 
-mod compare;
-mod model;
-mod runner;
+pub mod compare;
+pub mod model;
+pub mod runner;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,15 +37,23 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Runs the test command.
-pub async fn run_cli(
+/// The outcome of a run: passing names and failing names with reasons, in name order.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Cases that passed.
+    pub passed: Vec<String>,
+    /// Cases that failed, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Loads the cases of `paths` and runs those named in `names` (all when `None`) whose name
+/// contains `filter`, `jobs` at a time.
+pub async fn run_cases(
     paths: &[PathBuf],
     names: Option<&Path>,
     filter: Option<&str>,
     jobs: usize,
-    write_passing: Option<&Path>,
-    verbose: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Summary> {
     let mut cases: BTreeMap<String, Case> = BTreeMap::new();
     for f in collect_files(paths)? {
         for c in load(&f)? {
@@ -80,28 +88,40 @@ pub async fn run_cli(
             (name, outcome)
         }));
     }
-    let (mut passed, mut failed) = (0usize, 0usize);
-    let mut passing = Vec::new();
+    let mut summary = Summary::default();
     for h in handles {
         let (name, outcome) = h.await.context("a test task panicked")?;
         match outcome {
-            Outcome::Pass => {
-                passed += 1;
-                if verbose {
-                    println!("PASS {name}");
-                }
-                passing.push(name);
-            }
-            Outcome::Fail(reason) => {
-                failed += 1;
-                println!("FAIL {name}: {reason}");
-            }
+            Outcome::Pass => summary.passed.push(name),
+            Outcome::Fail(reason) => summary.failed.push((name, reason)),
         }
     }
-    if let Some(p) = write_passing {
-        passing.sort();
-        std::fs::write(p, passing.join("\n") + "\n").with_context(|| format!("cannot write {}", p.display()))?;
+    summary.passed.sort();
+    summary.failed.sort();
+    Ok(summary)
+}
+
+/// Runs the test command: prints one line per failing case and `N passed, M failed`.
+pub async fn run_cli(
+    paths: &[PathBuf],
+    names: Option<&Path>,
+    filter: Option<&str>,
+    jobs: usize,
+    write_passing: Option<&Path>,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    let summary = run_cases(paths, names, filter, jobs).await?;
+    if verbose {
+        for n in &summary.passed {
+            println!("PASS {n}");
+        }
     }
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    for (n, reason) in &summary.failed {
+        println!("FAIL {n}: {reason}");
+    }
+    if let Some(p) = write_passing {
+        std::fs::write(p, summary.passed.join("\n") + "\n").with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    println!("{} passed, {} failed", summary.passed.len(), summary.failed.len());
+    Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -366,10 +366,27 @@ async fn run_case_inner(case: &Case) -> anyhow::Result<Outcome> {
         engine.set_property(k, v);
     }
     let expect_error = case.raw.expected_exception.is_some();
+    // The expected message, when given, must appear in riffle's error (riffle's own test files
+    // use riffle's messages; ksqlDB's messages differ and its negative cases are advisory).
+    let expected_message = case
+        .raw
+        .expected_exception
+        .as_ref()
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let error_outcome = |text: String| -> Outcome {
+        match &expected_message {
+            Some(m) if !text.contains(m.as_str()) => {
+                Outcome::Fail(format!("expected an error containing '{m}', got: {text}"))
+            }
+            _ => Outcome::Pass,
+        }
+    };
     let statements = match riffle_sql::parse_script(&case.sql) {
         Ok(s) => s,
         Err(e) => {
-            return Ok(if expect_error { Outcome::Pass } else { Outcome::Fail(format!("parse error: {e}")) });
+            return Ok(if expect_error { error_outcome(e.to_string()) } else { Outcome::Fail(format!("parse error: {e}")) });
         }
     };
     let mut query_ids = Vec::new();
@@ -381,7 +398,7 @@ async fn run_case_inner(case: &Case) -> anyhow::Result<Outcome> {
             Err(e) => {
                 engine.shutdown().await;
                 if expect_error && i + 1 == statements.len() {
-                    return Ok(Outcome::Pass);
+                    return Ok(error_outcome(e.to_string()));
                 }
                 return Ok(Outcome::Fail(format!("statement {} failed: {e}", i + 1)));
             }
