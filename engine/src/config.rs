@@ -31,7 +31,9 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             max_batch_rows: 4096,
             channel_capacity: 16,
             idle_timeout: Some(Duration::from_secs(5)),

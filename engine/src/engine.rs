@@ -10,12 +10,12 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use riffle_sql::ast::{
-    CreateAsSelect, CreateSource, ExplainTarget, PropertyValue, Query, ShowKind, SourceKind, Statement,
-    StatementKind,
+    CreateAsSelect, CreateSource, ExplainTarget, PropertyValue, Query, ShowKind, SourceKind,
+    Statement, StatementKind,
 };
 use riffle_sql::catalog::{
-    Catalog, Column, Connector, Defaults, FormatKind, FormatSpec, SourceDef, connector_from, formats_from, prop,
-    resolve_column_name, source_from_create,
+    Catalog, Column, Connector, Defaults, FormatKind, FormatSpec, SourceDef, connector_from,
+    formats_from, prop, resolve_column_name, source_from_create,
 };
 use riffle_sql::expr::{ExprPlanner, Scope};
 use riffle_sql::plan::{QueryPlan, ROWTIME, StreamSchema};
@@ -102,11 +102,15 @@ impl std::fmt::Debug for StatementResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StatementResult::Created { kind, name } => write!(f, "Created {kind} {name}"),
-            StatementResult::QueryStarted { query_id, sink } => write!(f, "Started {query_id} -> {sink}"),
+            StatementResult::QueryStarted { query_id, sink } => {
+                write!(f, "Started {query_id} -> {sink}")
+            }
             StatementResult::Inserted { target } => write!(f, "Inserted into {target}"),
             StatementResult::Dropped { name } => write!(f, "Dropped {name}"),
             StatementResult::Terminated { ids } => write!(f, "Terminated {ids:?}"),
-            StatementResult::Listing { headers, rows } => write!(f, "Listing {headers:?} ({} rows)", rows.len()),
+            StatementResult::Listing { headers, rows } => {
+                write!(f, "Listing {headers:?} ({} rows)", rows.len())
+            }
             StatementResult::Text(t) => write!(f, "{t}"),
             StatementResult::Property { name, value } => write!(f, "Property {name}={value:?}"),
             StatementResult::Transient(t) => write!(f, "Transient query {}", t.handle.id),
@@ -137,7 +141,10 @@ impl Engine {
             config.processing_log_file.clone(),
             config.processing_log_stderr,
         )
-        .map_err(|e| EngineError::Io { context: "opening the processing log file".into(), source: e })?;
+        .map_err(|e| EngineError::Io {
+            context: "opening the processing log file".into(),
+            source: e,
+        })?;
         Ok(Engine {
             config,
             catalog: RwLock::new(Catalog::new()),
@@ -181,22 +188,37 @@ impl Engine {
 
     /// A snapshot of the catalog.
     pub fn catalog(&self) -> Catalog {
-        self.catalog.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Sets a session property (as `SET 'name'='value'` does).
     pub fn set_property(&self, name: &str, value: &str) {
-        self.properties.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value.to_string());
+        self.properties
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), value.to_string());
     }
 
     /// A running query by id.
     pub fn query(&self, id: &str) -> Option<Arc<QueryHandle>> {
-        self.queries.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// All queries, by id.
     pub fn queries(&self) -> Vec<Arc<QueryHandle>> {
-        self.queries.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn defaults(&self) -> Defaults {
@@ -204,17 +226,30 @@ impl Engine {
         Defaults {
             key_format: p.get("ksql.persistence.default.format.key").cloned(),
             value_format: p.get("ksql.persistence.default.format.value").cloned(),
-            wrap_single_values: p.get("ksql.persistence.wrap.single.values").map(|v| v.eq_ignore_ascii_case("true")),
-            topic_prefix: p.get("ksql.output.topic.name.prefix").cloned().unwrap_or_default(),
+            wrap_single_values: p
+                .get("ksql.persistence.wrap.single.values")
+                .map(|v| v.eq_ignore_ascii_case("true")),
+            topic_prefix: p
+                .get("ksql.output.topic.name.prefix")
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
     fn services(&self) -> Services {
-        Services { config: self.config.clone(), topics: self.topics.clone(), log: self.log.clone() }
+        Services {
+            config: self.config.clone(),
+            topics: self.topics.clone(),
+            log: self.log.clone(),
+        }
     }
 
     fn partitions_for(&self, def: &SourceDef) -> usize {
-        if self.config.single_partition_topics { 1 } else { def.partitions.max(1) as usize }
+        if self.config.single_partition_topics {
+            1
+        } else {
+            def.partitions.max(1) as usize
+        }
     }
 
     /// Parses and executes a script, statement by statement, stopping at the first error.
@@ -232,14 +267,24 @@ impl Engine {
         match &stmt.kind {
             StatementKind::CreateSource(c) => self.create_source(c, &stmt.text),
             StatementKind::CreateAsSelect(c) => self.create_as_select(c, &stmt.text),
-            StatementKind::InsertInto { target, query } => self.insert_into(target, query, &stmt.text),
-            StatementKind::InsertValues { target, columns, values } => {
-                self.insert_values(target, columns.as_deref(), values)
+            StatementKind::InsertInto { target, query } => {
+                self.insert_into(target, query, &stmt.text)
             }
+            StatementKind::InsertValues {
+                target,
+                columns,
+                values,
+            } => self.insert_values(target, columns.as_deref(), values),
             StatementKind::Select(q) => self.select(q, &stmt.text).await,
             StatementKind::Terminate { query_id } => self.terminate(query_id.as_deref()).await,
-            StatementKind::Drop { kind, name, if_exists, delete_topic } => {
-                self.drop_source(*kind, name, *if_exists, *delete_topic).await
+            StatementKind::Drop {
+                kind,
+                name,
+                if_exists,
+                delete_topic,
+            } => {
+                self.drop_source(*kind, name, *if_exists, *delete_topic)
+                    .await
             }
             StatementKind::Show(kind) => Ok(self.show(kind)),
             StatementKind::Describe { name, extended } => self.describe(name, *extended),
@@ -248,11 +293,20 @@ impl Engine {
             StatementKind::Print { topic, limit, .. } => self.print(topic, *limit),
             StatementKind::Set { name, value } => {
                 self.set_property(name, value);
-                Ok(StatementResult::Property { name: name.clone(), value: Some(value.clone()) })
+                Ok(StatementResult::Property {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                })
             }
             StatementKind::Unset(name) => {
-                self.properties.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
-                Ok(StatementResult::Property { name: name.clone(), value: None })
+                self.properties
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(name);
+                Ok(StatementResult::Property {
+                    name: name.clone(),
+                    value: None,
+                })
             }
         }
     }
@@ -263,7 +317,10 @@ impl Engine {
             let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
             if let Some(existing) = catalog.get(&def.name) {
                 if c.if_not_exists {
-                    return Ok(StatementResult::Created { kind: existing.kind, name: existing.name.clone() });
+                    return Ok(StatementResult::Created {
+                        kind: existing.kind,
+                        name: existing.name.clone(),
+                    });
                 }
                 if !c.or_replace {
                     return Err(EngineError::Catalog(format!(
@@ -276,11 +333,15 @@ impl Engine {
             }
         }
         if def.connector == Connector::Topic {
-            self.topics.get_or_create(&def.topic, self.partitions_for(&def));
+            self.topics
+                .get_or_create(&def.topic, self.partitions_for(&def));
         }
         let name = def.name.clone();
         let kind = def.kind;
-        self.catalog.write().unwrap_or_else(|e| e.into_inner()).insert(def);
+        self.catalog
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(def);
         Ok(StatementResult::Created { kind, name })
     }
 
@@ -296,9 +357,13 @@ impl Engine {
         let defaults = self.defaults();
         let has_keys = plan.columns.iter().any(|col| col.key);
         let connector = connector_from(&c.properties)?;
-        let inherited = (connector == Connector::Topic).then_some((&source.key_format, &source.value_format));
+        let inherited =
+            (connector == Connector::Topic).then_some((&source.key_format, &source.value_format));
         let mut props = c.properties.clone();
-        if connector != Connector::Topic && prop(&props, "VALUE_FORMAT").is_none() && prop(&props, "FORMAT").is_none() {
+        if connector != Connector::Topic
+            && prop(&props, "VALUE_FORMAT").is_none()
+            && prop(&props, "FORMAT").is_none()
+        {
             props.insert("VALUE_FORMAT".into(), PropertyValue::String("JSON".into()));
         }
         let (mut key_format, value_format) = formats_from(&props, &defaults, inherited, has_keys)?;
@@ -307,7 +372,11 @@ impl Engine {
         }
         let key_count = plan.columns.iter().filter(|col| col.key).count();
         if key_format.kind == FormatKind::Kafka
-            && (key_count > 1 || plan.columns.iter().any(|col| col.key && col.data_type.is_nested()))
+            && (key_count > 1
+                || plan
+                    .columns
+                    .iter()
+                    .any(|col| col.key && col.data_type.is_nested()))
         {
             // The KAFKA format holds one primitive; compound keys need JSON.
             key_format = FormatSpec::new(FormatKind::Json);
@@ -316,9 +385,13 @@ impl Engine {
             Some(t) => t,
             None => format!("{}{}", defaults.topic_prefix, c.name),
         };
-        let timestamp = prop(&c.properties, "TIMESTAMP").map(|t| resolve_column_name(&plan.columns, &t)).transpose()?;
+        let timestamp = prop(&c.properties, "TIMESTAMP")
+            .map(|t| resolve_column_name(&plan.columns, &t))
+            .transpose()?;
         let partitions = match prop(&c.properties, "PARTITIONS") {
-            Some(p) => p.parse().map_err(|_| EngineError::Catalog(format!("PARTITIONS must be a number, got {p}")))?,
+            Some(p) => p.parse().map_err(|_| {
+                EngineError::Catalog(format!("PARTITIONS must be a number, got {p}"))
+            })?,
             None => source.partitions,
         };
         Ok(SourceDef {
@@ -348,7 +421,13 @@ impl Engine {
         }
     }
 
-    fn start_persistent(&self, id: String, sql: &str, plan: QueryPlan, def: Arc<SourceDef>) -> Result<StatementResult> {
+    fn start_persistent(
+        &self,
+        id: String,
+        sql: &str,
+        plan: QueryPlan,
+        def: Arc<SourceDef>,
+    ) -> Result<StatementResult> {
         let gate = self.stepped.then(|| Arc::new(ReadGate::default()));
         let handle = launch(
             &id,
@@ -360,8 +439,14 @@ impl Engine {
             &self.services(),
             gate,
         )?;
-        self.queries.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), Arc::new(handle));
-        Ok(StatementResult::QueryStarted { query_id: id, sink: def.name.clone() })
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), Arc::new(handle));
+        Ok(StatementResult::QueryStarted {
+            query_id: id,
+            sink: def.name.clone(),
+        })
     }
 
     fn create_as_select(&self, c: &CreateAsSelect, sql: &str) -> Result<StatementResult> {
@@ -372,10 +457,17 @@ impl Engine {
                 "invalid result type: the SELECT produces a {made}, so use CREATE {made} AS SELECT instead of CREATE {wanted} AS SELECT"
             )));
         }
-        let existing = self.catalog.read().unwrap_or_else(|e| e.into_inner()).get(&c.name);
+        let existing = self
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&c.name);
         if let Some(existing) = &existing {
             if c.if_not_exists {
-                return Ok(StatementResult::Created { kind: existing.kind, name: existing.name.clone() });
+                return Ok(StatementResult::Created {
+                    kind: existing.kind,
+                    name: existing.name.clone(),
+                });
             }
             if !c.or_replace {
                 return Err(EngineError::Catalog(format!(
@@ -385,20 +477,34 @@ impl Engine {
             }
         }
         let def = self.sink_def(c, &plan, sql)?;
-        let prefix = if c.kind == SourceKind::Stream { "CSAS" } else { "CTAS" };
+        let prefix = if c.kind == SourceKind::Stream {
+            "CSAS"
+        } else {
+            "CTAS"
+        };
         let id = match existing.as_ref().and_then(|_| self.writer_of(&c.name)) {
             Some(old) => {
                 // CREATE OR REPLACE keeps the query id and replaces its plan.
-                if let Some(h) = self.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&old) {
+                if let Some(h) = self
+                    .queries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&old)
+                {
                     h.stop();
                 }
                 old
             }
             None => self.next_query_id(prefix, Some(&c.name)),
         };
-        let def = self.catalog.write().unwrap_or_else(|e| e.into_inner()).insert(def);
+        let def = self
+            .catalog
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(def);
         if def.connector == Connector::Topic {
-            self.topics.get_or_create(&def.topic, self.partitions_for(&def));
+            self.topics
+                .get_or_create(&def.topic, self.partitions_for(&def));
         }
         self.start_persistent(id, sql, plan, def)
     }
@@ -413,7 +519,11 @@ impl Engine {
     }
 
     fn insert_into(&self, target: &str, q: &Query, sql: &str) -> Result<StatementResult> {
-        let def = self.catalog.read().unwrap_or_else(|e| e.into_inner()).require(target)?;
+        let def = self
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .require(target)?;
         let plan = self.plan(q)?;
         if def.kind != SourceKind::Stream || plan.kind != SourceKind::Stream {
             return Err(EngineError::Catalog(format!(
@@ -421,10 +531,16 @@ impl Engine {
                 def.kind, plan.kind
             )));
         }
-        let target_cols: Vec<(String, bool, String)> =
-            def.columns.iter().map(|c| (c.name.clone(), c.key, display_arrow(&c.data_type))).collect();
-        let query_cols: Vec<(String, bool, String)> =
-            plan.columns.iter().map(|c| (c.name.clone(), c.key, display_arrow(&c.data_type))).collect();
+        let target_cols: Vec<(String, bool, String)> = def
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.key, display_arrow(&c.data_type)))
+            .collect();
+        let query_cols: Vec<(String, bool, String)> = plan
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.key, display_arrow(&c.data_type)))
+            .collect();
         if target_cols != query_cols {
             return Err(EngineError::Catalog(format!(
                 "incompatible schema: {target} has ({}) but the query produces ({})",
@@ -442,7 +558,11 @@ impl Engine {
         columns: Option<&[String]>,
         values: &[datafusion::sql::sqlparser::ast::Expr],
     ) -> Result<StatementResult> {
-        let def = self.catalog.read().unwrap_or_else(|e| e.into_inner()).require(target)?;
+        let def = self
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .require(target)?;
         let names: Vec<String> = match columns {
             Some(c) => c.to_vec(),
             None => def.columns.iter().map(|c| c.name.clone()).collect(),
@@ -482,48 +602,105 @@ impl Engine {
         let schema = Planner::source_schema(&def);
         let mut cols: Vec<ArrayRef> = Vec::new();
         for c in def.key_columns().chain(def.value_columns()) {
-            cols.push(given.remove(&c.name).unwrap_or_else(|| datafusion::arrow::array::new_null_array(&c.data_type, 1)));
+            cols.push(
+                given
+                    .remove(&c.name)
+                    .unwrap_or_else(|| datafusion::arrow::array::new_null_array(&c.data_type, 1)),
+            );
         }
         let ts = rowtime.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         if schema.windowed {
-            return Err(EngineError::Catalog(format!("cannot INSERT VALUES into the windowed {target}")));
+            return Err(EngineError::Catalog(format!(
+                "cannot INSERT VALUES into the windowed {target}"
+            )));
         }
-        cols.push(Arc::new(datafusion::arrow::array::Int64Array::from(vec![ts])));
-        cols.push(Arc::new(datafusion::arrow::array::Int32Array::from(vec![0])));
-        cols.push(Arc::new(datafusion::arrow::array::Int64Array::from(vec![0])));
+        cols.push(Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+            ts,
+        ])));
+        cols.push(Arc::new(datafusion::arrow::array::Int32Array::from(vec![
+            0,
+        ])));
+        cols.push(Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+            0,
+        ])));
         cols.push(Arc::new(datafusion::arrow::array::Int8Array::from(vec![0])));
         let batch = RecordBatch::try_new(schema.arrow.clone(), cols)?;
         let encoder = RecordEncoder::new(&def, &schema).map_err(EngineError::Format)?;
-        let key = encoder.encode_key(&batch, 0, None).map_err(EngineError::Format)?;
-        let value = encoder.encode_value(&batch, 0).map_err(EngineError::Format)?;
+        let key = encoder
+            .encode_key(&batch, 0, None)
+            .map_err(EngineError::Format)?;
+        let value = encoder
+            .encode_value(&batch, 0)
+            .map_err(EngineError::Format)?;
         if def.connector != Connector::Topic {
-            return Err(EngineError::Catalog(format!("INSERT VALUES needs a topic-backed relation; {target} is not")));
+            return Err(EngineError::Catalog(format!(
+                "INSERT VALUES needs a topic-backed relation; {target} is not"
+            )));
         }
-        let topic = self.topics.get_or_create(&def.topic, self.partitions_for(&def));
+        let topic = self
+            .topics
+            .get_or_create(&def.topic, self.partitions_for(&def));
         let partition = match &key {
-            Some(k) if topic.partitions() > 1 => crate::operators::sink::partition_for(k, topic.partitions()),
+            Some(k) if topic.partitions() > 1 => {
+                crate::operators::sink::partition_for(k, topic.partitions())
+            }
             _ => 0,
         };
-        topic.append(partition, Record { key, value, timestamp: ts, headers: vec![] });
-        Ok(StatementResult::Inserted { target: target.to_string() })
+        topic.append(
+            partition,
+            Record {
+                key,
+                value,
+                timestamp: ts,
+                headers: vec![],
+            },
+        );
+        Ok(StatementResult::Inserted {
+            target: target.to_string(),
+        })
     }
 
     async fn select(&self, q: &Query, sql: &str) -> Result<StatementResult> {
         let plan = self.plan(q)?;
-        let id = format!("transient_{}_{}", q.from.name, self.query_counter.fetch_add(1, Ordering::SeqCst));
+        let id = format!(
+            "transient_{}_{}",
+            q.from.name,
+            self.query_counter.fetch_add(1, Ordering::SeqCst)
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let columns = plan.columns.clone();
         let schema = plan.root.schema().clone();
         let limit = plan.limit;
-        let handle = launch(&id, sql, plan, SinkSpec::Channel(tx), None, QueryKind::Transient, &self.services(), None)?;
+        let handle = launch(
+            &id,
+            sql,
+            plan,
+            SinkSpec::Channel(tx),
+            None,
+            QueryKind::Transient,
+            &self.services(),
+            None,
+        )?;
         let handle = Arc::new(handle);
-        self.queries.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), handle.clone());
-        Ok(StatementResult::Transient(TransientQuery { handle, columns, schema, rows: rx, limit }))
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), handle.clone());
+        Ok(StatementResult::Transient(TransientQuery {
+            handle,
+            columns,
+            schema,
+            rows: rx,
+            limit,
+        }))
     }
 
     /// Removes a finished transient query from the query list.
     pub fn forget(&self, id: &str) {
-        self.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     async fn terminate(&self, id: Option<&str>) -> Result<StatementResult> {
@@ -536,7 +713,9 @@ impl Engine {
                         .keys()
                         .find(|k| k.eq_ignore_ascii_case(id))
                         .cloned()
-                        .ok_or_else(|| EngineError::Catalog(format!("no running query with id {id}")))?;
+                        .ok_or_else(|| {
+                            EngineError::Catalog(format!("no running query with id {id}"))
+                        })?;
                     q.remove(&key).into_iter().collect()
                 }
             }
@@ -549,16 +728,33 @@ impl Engine {
         Ok(StatementResult::Terminated { ids })
     }
 
-    async fn drop_source(&self, kind: SourceKind, name: &str, if_exists: bool, delete_topic: bool) -> Result<StatementResult> {
-        let def = self.catalog.read().unwrap_or_else(|e| e.into_inner()).get(name);
+    async fn drop_source(
+        &self,
+        kind: SourceKind,
+        name: &str,
+        if_exists: bool,
+        delete_topic: bool,
+    ) -> Result<StatementResult> {
+        let def = self
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name);
         let Some(def) = def else {
             if if_exists {
-                return Ok(StatementResult::Dropped { name: name.to_string() });
+                return Ok(StatementResult::Dropped {
+                    name: name.to_string(),
+                });
             }
-            return Err(EngineError::Catalog(format!("{kind} {name} does not exist")));
+            return Err(EngineError::Catalog(format!(
+                "{kind} {name} does not exist"
+            )));
         };
         if def.kind != kind {
-            return Err(EngineError::Catalog(format!("{name} is a {}, not a {kind}", def.kind)));
+            return Err(EngineError::Catalog(format!(
+                "{name} is a {}, not a {kind}",
+                def.kind
+            )));
         }
         let readers: Vec<String> = self
             .queries()
@@ -575,26 +771,53 @@ impl Engine {
         if let Some(writer) = self.writer_of(&def.name) {
             self.terminate(Some(&writer)).await?;
         }
-        self.catalog.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.catalog
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         if delete_topic {
             self.topics.delete(&def.topic);
         }
-        Ok(StatementResult::Dropped { name: name.to_string() })
+        Ok(StatementResult::Dropped {
+            name: name.to_string(),
+        })
     }
 
     fn show(&self, kind: &ShowKind) -> StatementResult {
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
-        let fmt = |d: &SourceDef| format!("{}/{}", d.key_format.kind.name(), d.value_format.kind.name());
+        let fmt = |d: &SourceDef| {
+            format!(
+                "{}/{}",
+                d.key_format.kind.name(),
+                d.value_format.kind.name()
+            )
+        };
         match kind {
             ShowKind::Streams | ShowKind::Tables => {
-                let want = if *kind == ShowKind::Streams { SourceKind::Stream } else { SourceKind::Table };
+                let want = if *kind == ShowKind::Streams {
+                    SourceKind::Stream
+                } else {
+                    SourceKind::Table
+                };
                 let rows = catalog
                     .all()
                     .filter(|d| d.kind == want)
-                    .map(|d| vec![d.name.clone(), d.topic.clone(), fmt(d), self.writer_of(&d.name).unwrap_or_default()])
+                    .map(|d| {
+                        vec![
+                            d.name.clone(),
+                            d.topic.clone(),
+                            fmt(d),
+                            self.writer_of(&d.name).unwrap_or_default(),
+                        ]
+                    })
                     .collect();
                 StatementResult::Listing {
-                    headers: vec!["Name".into(), "Topic".into(), "Format (key/value)".into(), "Written by".into()],
+                    headers: vec![
+                        "Name".into(),
+                        "Topic".into(),
+                        "Format (key/value)".into(),
+                        "Written by".into(),
+                    ],
                     rows,
                 }
             }
@@ -615,10 +838,18 @@ impl Engine {
                     })
                     .collect();
                 StatementResult::Listing {
-                    headers: ["Query ID", "Status", "Sink", "Rows in", "Rows out", "Errors", "Statement"]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect(),
+                    headers: [
+                        "Query ID",
+                        "Status",
+                        "Sink",
+                        "Rows in",
+                        "Rows out",
+                        "Errors",
+                        "Statement",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                     rows,
                 }
             }
@@ -633,7 +864,12 @@ impl Engine {
             },
             ShowKind::Functions => StatementResult::Listing {
                 headers: vec!["Function".into(), "Type".into()],
-                rows: self.registry.list().into_iter().map(|(n, t)| vec![n, t.to_string()]).collect(),
+                rows: self
+                    .registry
+                    .list()
+                    .into_iter()
+                    .map(|(n, t)| vec![n, t.to_string()])
+                    .collect(),
             },
             ShowKind::Properties => StatementResult::Listing {
                 headers: vec!["Property".into(), "Value".into()],
@@ -649,8 +885,15 @@ impl Engine {
     }
 
     fn describe(&self, name: &str, extended: bool) -> Result<StatementResult> {
-        let def = self.catalog.read().unwrap_or_else(|e| e.into_inner()).require(name)?;
-        let mut out = format!("Name                 : {}\nType                 : {}\n", def.name, def.kind);
+        let def = self
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .require(name)?;
+        let mut out = format!(
+            "Name                 : {}\nType                 : {}\n",
+            def.name, def.kind
+        );
         out.push_str(&format!(
             "Key format           : {}\nValue format         : {}\n",
             def.key_format.kind.name(),
@@ -676,13 +919,24 @@ impl Engine {
                 " {} | {}{}\n",
                 c.name,
                 display_arrow(&c.data_type),
-                if c.key { if def.kind == SourceKind::Table { " (primary key)" } else { " (key)" } } else { "" }
+                if c.key {
+                    if def.kind == SourceKind::Table {
+                        " (primary key)"
+                    } else {
+                        " (key)"
+                    }
+                } else {
+                    ""
+                }
             ));
         }
         if extended {
             let queries = self.queries();
             out.push_str("\nQueries that write from this relation:\n");
-            for q in queries.iter().filter(|q| q.sink.as_deref() == Some(&def.name)) {
+            for q in queries
+                .iter()
+                .filter(|q| q.sink.as_deref() == Some(&def.name))
+            {
                 out.push_str(&format!(
                     " {} ({:?}): {} rows in, {} rows out, {} processing-log entries, state {} bytes\n",
                     q.id,
@@ -703,10 +957,17 @@ impl Engine {
 
     fn describe_function(&self, name: &str) -> Result<StatementResult> {
         if let Some(d) = self.registry.aggregate_description(name) {
-            return Ok(StatementResult::Text(format!("{} (aggregate): {d}", name.to_uppercase())));
+            return Ok(StatementResult::Text(format!(
+                "{} (aggregate): {d}",
+                name.to_uppercase()
+            )));
         }
         match self.registry.scalar(name) {
-            Some(f) => Ok(StatementResult::Text(format!("{} (scalar function {})", name.to_uppercase(), f.name()))),
+            Some(f) => Ok(StatementResult::Text(format!(
+                "{} (scalar function {})",
+                name.to_uppercase(),
+                f.name()
+            ))),
             None => Err(EngineError::Catalog(format!("unknown function {name}"))),
         }
     }
@@ -718,15 +979,25 @@ impl Engine {
                     .queries()
                     .into_iter()
                     .find(|q| q.id.eq_ignore_ascii_case(id))
-                    .ok_or_else(|| EngineError::Catalog(format!("no running query with id {id}")))?;
-                Ok(StatementResult::Text(format!("{}\n{}", q.sql, q.plan.explain())))
+                    .ok_or_else(|| {
+                        EngineError::Catalog(format!("no running query with id {id}"))
+                    })?;
+                Ok(StatementResult::Text(format!(
+                    "{}\n{}",
+                    q.sql,
+                    q.plan.explain()
+                )))
             }
             ExplainTarget::Statement(s) => {
                 let q = match &s.kind {
                     StatementKind::Select(q) => q,
                     StatementKind::CreateAsSelect(c) => &c.query,
                     StatementKind::InsertInto { query, .. } => query,
-                    _ => return Err(EngineError::Catalog("EXPLAIN takes a query or a query id".into())),
+                    _ => {
+                        return Err(EngineError::Catalog(
+                            "EXPLAIN takes a query or a query id".into(),
+                        ));
+                    }
                 };
                 Ok(StatementResult::Text(self.plan(q)?.explain()))
             }
@@ -741,7 +1012,8 @@ impl Engine {
             .ok_or_else(|| EngineError::Catalog(format!("topic {topic} does not exist")))?;
         let text = |b: &Option<Vec<u8>>| match b {
             None => "<null>".to_string(),
-            Some(b) => String::from_utf8(b.clone()).unwrap_or_else(|_| crate::formats::convert::b64_encode(b)),
+            Some(b) => String::from_utf8(b.clone())
+                .unwrap_or_else(|_| crate::formats::convert::b64_encode(b)),
         };
         let rows = t
             .all()
@@ -758,7 +1030,10 @@ impl Engine {
             })
             .collect();
         Ok(StatementResult::Listing {
-            headers: ["rowtime", "partition", "offset", "key", "value"].iter().map(|s| s.to_string()).collect(),
+            headers: ["rowtime", "partition", "offset", "key", "value"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             rows,
         })
     }
@@ -767,7 +1042,10 @@ impl Engine {
     pub async fn wait_all(&self) -> Result<()> {
         for q in self.queries() {
             if let crate::runtime::coordinator::QueryStatus::Failed(m) = q.wait().await {
-                return Err(EngineError::QueryFailed { query: q.id.clone(), message: m });
+                return Err(EngineError::QueryFailed {
+                    query: q.id.clone(),
+                    message: m,
+                });
             }
         }
         Ok(())
@@ -780,10 +1058,16 @@ impl Engine {
 }
 
 fn fmt_cols(cols: &[(String, bool, String)]) -> String {
-    cols.iter().map(|(n, k, t)| format!("{n} {t}{}", if *k { " KEY" } else { "" })).collect::<Vec<_>>().join(", ")
+    cols.iter()
+        .map(|(n, k, t)| format!("{n} {t}{}", if *k { " KEY" } else { "" }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Fields of a result, for clients rendering rows.
 pub fn result_fields(columns: &[Column]) -> Vec<Field> {
-    columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), true)).collect()
+    columns
+        .iter()
+        .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+        .collect()
 }

@@ -2,6 +2,8 @@
 //! as operator chains on tokio tasks over Arrow batches, with watermarks, barriers and changelog
 //! rows; connectors read and write in-memory topics, files and generated data.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod connectors;
 pub mod engine;

@@ -134,15 +134,31 @@ impl ProcessingLog {
         stderr: bool,
     ) -> std::io::Result<Self> {
         let file = match file {
-            Some(p) => Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)),
+            Some(p) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            )),
             None => None,
         };
-        Ok(ProcessingLog { topic_name, topics, file, stderr, counts: Mutex::new(BTreeMap::new()) })
+        Ok(ProcessingLog {
+            topic_name,
+            topics,
+            file,
+            stderr,
+            counts: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// The counters of a query.
     pub fn counts(&self, query: &str) -> Arc<ErrorCounts> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(query.to_string()).or_default().clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(query.to_string())
+            .or_default()
+            .clone()
     }
 
     /// The in-memory topic holding the entries.
@@ -161,7 +177,8 @@ impl ProcessingLog {
             ErrorKind::Timestamp => &c.timestamp,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let json = serde_json::to_string(&e).unwrap_or_else(|_| format!("{{\"message\":{:?}}}", e.message));
+        let json = serde_json::to_string(&e)
+            .unwrap_or_else(|_| format!("{{\"message\":{:?}}}", e.message));
         if self.stderr {
             eprintln!("processing log: {json}");
         }

@@ -60,7 +60,10 @@ impl QueryHandle {
         }
         match self.coordinator.wait_epoch(epoch).await {
             Ok(()) => Ok(()),
-            Err(QueryStatus::Failed(m)) => Err(EngineError::QueryFailed { query: self.id.clone(), message: m }),
+            Err(QueryStatus::Failed(m)) => Err(EngineError::QueryFailed {
+                query: self.id.clone(),
+                message: m,
+            }),
             Err(_) => Ok(()),
         }
     }
@@ -77,10 +80,18 @@ impl QueryHandle {
         self.stop();
         let done = tokio::time::timeout(Duration::from_secs(5), self.coordinator.wait_done()).await;
         if done.is_err() {
-            tracing::warn!("query {} did not stop within 5s; aborting its tasks", self.id);
+            tracing::warn!(
+                "query {} did not stop within 5s; aborting its tasks",
+                self.id
+            );
         }
         self.coordinator.set_status(QueryStatus::Terminated);
-        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }

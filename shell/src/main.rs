@@ -65,7 +65,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -74,12 +77,29 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { file, until_idle, parallelism, processing_log } => {
-                run::run_file(&file, until_idle, parallelism, processing_log).await
-            }
-            Command::Test { paths, names, filter, jobs, write_passing, verbose } => {
-                qtt::run_cli(&paths, names.as_deref(), filter.as_deref(), jobs, write_passing.as_deref(), verbose)
-                    .await
+            Command::Run {
+                file,
+                until_idle,
+                parallelism,
+                processing_log,
+            } => run::run_file(&file, until_idle, parallelism, processing_log).await,
+            Command::Test {
+                paths,
+                names,
+                filter,
+                jobs,
+                write_passing,
+                verbose,
+            } => {
+                qtt::run_cli(
+                    &paths,
+                    names.as_deref(),
+                    filter.as_deref(),
+                    jobs,
+                    write_passing.as_deref(),
+                    verbose,
+                )
+                .await
             }
         }
     });

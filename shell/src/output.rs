@@ -12,7 +12,8 @@ use riffle_sql::plan::{ChangeOp, StreamSchema};
 /// Renders a listing as a table.
 pub fn table(headers: &[String], rows: &[Vec<String>]) -> String {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t.set_header(headers);
     for r in rows {
         t.add_row(r);
@@ -23,14 +24,21 @@ pub fn table(headers: &[String], rows: &[Vec<String>]) -> String {
 /// A one-line summary of a statement result (tables and text are returned whole).
 pub fn describe(r: &StatementResult) -> String {
     match r {
-        StatementResult::Created { kind, name } => format!("Created {} {name}", kind.to_string().to_lowercase()),
-        StatementResult::QueryStarted { query_id, sink } => format!("Started query {query_id} writing {sink}"),
+        StatementResult::Created { kind, name } => {
+            format!("Created {} {name}", kind.to_string().to_lowercase())
+        }
+        StatementResult::QueryStarted { query_id, sink } => {
+            format!("Started query {query_id} writing {sink}")
+        }
         StatementResult::Inserted { target } => format!("Inserted a row into {target}"),
         StatementResult::Dropped { name } => format!("Dropped {name}"),
         StatementResult::Terminated { ids } => format!("Terminated {}", ids.join(", ")),
         StatementResult::Listing { headers, rows } => table(headers, rows),
         StatementResult::Text(t) => t.clone(),
-        StatementResult::Property { name, value: Some(v) } => format!("Set {name} = {v}"),
+        StatementResult::Property {
+            name,
+            value: Some(v),
+        } => format!("Set {name} = {v}"),
         StatementResult::Property { name, value: None } => format!("Unset {name}"),
         StatementResult::Transient(t) => format!("Streaming results of {}", t.handle.id),
     }
@@ -40,8 +48,12 @@ pub fn describe(r: &StatementResult) -> String {
 /// value follows are skipped, deletes are marked.
 pub fn json_rows(batch: &RecordBatch, schema: &StreamSchema) -> Vec<String> {
     let ops = batch.column(schema.op()).as_primitive::<Int8Type>();
-    let mut names: Vec<String> =
-        schema.key_fields().iter().chain(schema.value_fields().iter()).map(|f| f.name().clone()).collect();
+    let mut names: Vec<String> = schema
+        .key_fields()
+        .iter()
+        .chain(schema.value_fields().iter())
+        .map(|f| f.name().clone())
+        .collect();
     let mut n = schema.key_count + schema.value_count;
     if schema.windowed {
         names.push("WINDOWSTART".into());
@@ -55,11 +67,11 @@ pub fn json_rows(batch: &RecordBatch, schema: &StreamSchema) -> Vec<String> {
             continue;
         }
         let mut s = String::from("{");
-        for c in 0..n {
+        for (c, name) in names.iter().enumerate().take(n) {
             if c > 0 {
                 s.push(',');
             }
-            s.push_str(&serde_json::to_string(&names[c]).unwrap_or_default());
+            s.push_str(&serde_json::to_string(name).unwrap_or_default());
             s.push(':');
             write_json(&mut s, batch.column(c), i);
         }

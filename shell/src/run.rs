@@ -18,8 +18,14 @@ pub async fn run_file(
     parallelism: Option<usize>,
     processing_log: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let sql = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut config = EngineConfig { until_idle, processing_log_file: processing_log, ..Default::default() };
+    let sql =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut config = EngineConfig {
+        until_idle,
+        processing_log_file: processing_log,
+        processing_log_stderr: true,
+        ..Default::default()
+    };
     if let Some(p) = parallelism {
         config.parallelism = p.max(1);
     }
@@ -35,7 +41,9 @@ pub async fn run_file(
     for stmt in &statements {
         match engine.execute_statement(stmt).await {
             Ok(StatementResult::Transient(t)) => printers.push(tokio::spawn(print_rows(t))),
-            Ok(StatementResult::Listing { headers, rows }) => println!("{}", output::table(&headers, &rows)),
+            Ok(StatementResult::Listing { headers, rows }) => {
+                println!("{}", output::table(&headers, &rows))
+            }
             Ok(StatementResult::Text(t)) => println!("{t}"),
             Ok(other) => eprintln!("{}", output::describe(&other)),
             Err(EngineError::Sql(e)) => {
@@ -46,12 +54,20 @@ pub async fn run_file(
                     }
                     _ => e.to_string(),
                 };
-                eprintln!("{}: statement at line {}: {located}", file.display(), stmt.position.line);
+                eprintln!(
+                    "{}: statement at line {}: {located}",
+                    file.display(),
+                    stmt.position.line
+                );
                 engine.shutdown().await;
                 return Ok(ExitCode::from(1));
             }
             Err(e) => {
-                eprintln!("{}: statement at line {} failed: {e}", file.display(), stmt.position.line);
+                eprintln!(
+                    "{}: statement at line {} failed: {e}",
+                    file.display(),
+                    stmt.position.line
+                );
                 engine.shutdown().await;
                 return Ok(ExitCode::from(1));
             }

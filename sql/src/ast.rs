@@ -229,7 +229,7 @@ pub enum ExplainTarget {
     /// A running query, by id.
     QueryId(String),
     /// A statement that is planned but not run.
-    Statement(Statement),
+    Statement(Box<Statement>),
 }
 
 /// A time window declared with `WINDOW …`.
@@ -276,6 +276,7 @@ pub enum Emit {
 
 /// An item of the select list.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // select lists are short; boxing every expression buys nothing
 pub enum SelectItem {
     /// `*`
     Wildcard,

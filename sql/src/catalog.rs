@@ -92,7 +92,11 @@ pub struct FormatSpec {
 impl FormatSpec {
     /// A format with default options.
     pub fn new(kind: FormatKind) -> Self {
-        FormatSpec { kind, delimiter: ',', wrap_single_value: None }
+        FormatSpec {
+            kind,
+            delimiter: ',',
+            wrap_single_value: None,
+        }
     }
 
     /// Whether a single value column is written wrapped in an object.
@@ -253,7 +257,9 @@ fn parse_bool(text: &str, what: &str) -> Result<bool> {
     match text.to_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(SqlError::semantic(format!("{what} must be true or false, got '{text}'"))),
+        _ => Err(SqlError::semantic(format!(
+            "{what} must be true or false, got '{text}'"
+        ))),
     }
 }
 
@@ -277,7 +283,10 @@ pub fn formats_from(
     };
     let mut value = match (value_name, inherited) {
         (Some(v), _) => FormatSpec::new(FormatKind::parse(&v)?),
-        (None, Some((_, v))) => FormatSpec { wrap_single_value: None, ..v.clone() },
+        (None, Some((_, v))) => FormatSpec {
+            wrap_single_value: None,
+            ..v.clone()
+        },
         (None, None) => match &defaults.value_format {
             Some(v) => FormatSpec::new(FormatKind::parse(v)?),
             None => {
@@ -290,7 +299,9 @@ pub fn formats_from(
     if !has_key_columns && prop(props, "KEY_FORMAT").is_none() && both.is_none() {
         key = FormatSpec::new(FormatKind::None);
     } else if has_key_columns && key.kind == FormatKind::None {
-        key = FormatSpec::new(FormatKind::parse(defaults.key_format.as_deref().unwrap_or("KAFKA"))?);
+        key = FormatSpec::new(FormatKind::parse(
+            defaults.key_format.as_deref().unwrap_or("KAFKA"),
+        )?);
     }
     if let Some(d) = prop(props, "KEY_DELIMITER") {
         key.delimiter = delimiter(&d)?;
@@ -304,7 +315,10 @@ pub fn formats_from(
         value.wrap_single_value = defaults.wrap_single_values;
     }
     for f in [&key, &value] {
-        if matches!(f.kind, FormatKind::Avro | FormatKind::Protobuf | FormatKind::JsonSr) {
+        if matches!(
+            f.kind,
+            FormatKind::Avro | FormatKind::Protobuf | FormatKind::JsonSr
+        ) {
             return Err(SqlError::Unsupported(format!(
                 "the {} format needs a schema registry, which riffle does not support yet",
                 f.kind.name()
@@ -316,7 +330,9 @@ pub fn formats_from(
 
 /// Parses the connector properties of a relation.
 pub fn connector_from(props: &Properties) -> Result<Connector> {
-    let Some(kind) = prop(props, "CONNECTOR") else { return Ok(Connector::Topic) };
+    let Some(kind) = prop(props, "CONNECTOR") else {
+        return Ok(Connector::Topic);
+    };
     Ok(match kind.to_lowercase().as_str() {
         "kafka" | "topic" => Connector::Topic,
         "file" | "filesystem" => Connector::File {
@@ -329,7 +345,10 @@ pub fn connector_from(props: &Properties) -> Result<Connector> {
                 prop(props, k)
                     .map(|v| {
                         v.parse::<f64>().map_err(|_| {
-                            SqlError::semantic(format!("{} must be a number, got '{v}'", k.to_lowercase()))
+                            SqlError::semantic(format!(
+                                "{} must be a number, got '{v}'",
+                                k.to_lowercase()
+                            ))
                         })
                     })
                     .transpose()
@@ -339,7 +358,10 @@ pub fn connector_from(props: &Properties) -> Result<Connector> {
                 if let Some(rest) = k.strip_prefix("FIELDS.")
                     && let Some((col, opt)) = rest.rsplit_once('.')
                 {
-                    fields.entry(col.to_string()).or_default().insert(opt.to_lowercase(), v.as_text());
+                    fields
+                        .entry(col.to_string())
+                        .or_default()
+                        .insert(opt.to_lowercase(), v.as_text());
                 }
             }
             Connector::Datagen(DatagenOptions {
@@ -376,12 +398,19 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
             key: col.key,
             header: col.header.clone(),
         };
-        if col.key { keys.push(column) } else { values.push(column) }
+        if col.key {
+            keys.push(column)
+        } else {
+            values.push(column)
+        }
     }
     let mut seen = std::collections::HashSet::new();
     for col in keys.iter().chain(values.iter()) {
         if !seen.insert(col.name.clone()) {
-            return Err(SqlError::semantic(format!("duplicate column name '{}'", col.name)));
+            return Err(SqlError::semantic(format!(
+                "duplicate column name '{}'",
+                col.name
+            )));
         }
     }
     if c.kind == SourceKind::Table && keys.is_empty() && c.columns.iter().any(|_| true) {
@@ -412,9 +441,9 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
         _ => c.name.clone(),
     };
     let partitions = match prop(props, "PARTITIONS") {
-        Some(p) => p
-            .parse()
-            .map_err(|_| SqlError::semantic(format!("PARTITIONS must be a positive integer, got '{p}'")))?,
+        Some(p) => p.parse().map_err(|_| {
+            SqlError::semantic(format!("PARTITIONS must be a positive integer, got '{p}'"))
+        })?,
         None => 1,
     };
     let mut columns = keys;
@@ -432,8 +461,13 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
                 "SESSION" => WindowType::Session,
                 other => return Err(SqlError::semantic(format!("unknown WINDOW_TYPE '{other}'"))),
             };
-            let size_ms = prop(props, "WINDOW_SIZE").map(|s| parse_duration_text(&s)).transpose()?;
-            Some(WindowInfo { window_type, size_ms })
+            let size_ms = prop(props, "WINDOW_SIZE")
+                .map(|s| parse_duration_text(&s))
+                .transpose()?;
+            Some(WindowInfo {
+                window_type,
+                size_ms,
+            })
         }
     };
     Ok(SourceDef {
@@ -449,7 +483,11 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
         connector,
         partitions,
         is_source: c.is_source,
-        watermark_delay_ms: c.watermark.as_ref().map(|w| w.delay.as_millis() as i64).unwrap_or(0),
+        watermark_delay_ms: c
+            .watermark
+            .as_ref()
+            .map(|w| w.delay.as_millis() as i64)
+            .unwrap_or(0),
         sql: sql.to_string(),
         properties: c.properties.clone(),
     })
@@ -488,8 +526,13 @@ pub fn parse_duration_text(s: &str) -> Result<i64> {
 }
 
 /// System column names that cannot be declared.
-pub const SYSTEM_COLUMNS: &[&str] =
-    &["ROWTIME", "ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"];
+pub const SYSTEM_COLUMNS: &[&str] = &[
+    "ROWTIME",
+    "ROWPARTITION",
+    "ROWOFFSET",
+    "WINDOWSTART",
+    "WINDOWEND",
+];
 
 /// Whether a name is reserved for a system column.
 pub fn is_reserved(name: &str) -> bool {
@@ -516,7 +559,9 @@ impl Catalog {
     /// Looks up a relation, with an error naming it when missing.
     pub fn require(&self, name: &str) -> Result<Arc<SourceDef>> {
         self.get(name).ok_or_else(|| {
-            SqlError::Unknown(format!("{name} does not exist: no stream or table by that name"))
+            SqlError::Unknown(format!(
+                "{name} does not exist: no stream or table by that name"
+            ))
         })
     }
 

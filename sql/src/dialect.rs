@@ -53,12 +53,22 @@ impl Dialect for RiffleDialect {
         }
     }
 
-    fn parse_infix(&self, parser: &mut Parser, expr: &Expr, _precedence: u8) -> Option<Result<Expr, ParserError>> {
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
         // `s->*` selects every field of a struct; the planner expands the marker.
-        if parser.peek_token_ref().token == Token::Arrow && parser.peek_nth_token_ref(1).token == Token::Mul {
+        if parser.peek_token_ref().token == Token::Arrow
+            && parser.peek_nth_token_ref(1).token == Token::Mul
+        {
             parser.next_token();
             parser.next_token();
-            return Some(Ok(function(STRUCT_STAR, vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.clone()))])));
+            return Some(Ok(function(
+                STRUCT_STAR,
+                vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.clone()))],
+            )));
         }
         None
     }
@@ -75,9 +85,8 @@ impl Dialect for RiffleDialect {
             "MAP" => Some(parse_map(parser)),
             "CAST" => Some(parse_cast(parser)),
             // Keywords sqlparser gives special syntax to; in ksqlDB they are plain functions.
-            "SUBSTRING" | "TRIM" | "CEIL" | "FLOOR" | "POSITION" | "OVERLAY" | "EXTRACT" | "LEFT" | "RIGHT" => {
-                Some(parse_plain_function(parser))
-            }
+            "SUBSTRING" | "TRIM" | "CEIL" | "FLOOR" | "POSITION" | "OVERLAY" | "EXTRACT"
+            | "LEFT" | "RIGHT" => Some(parse_plain_function(parser)),
             _ => None,
         }
     }
@@ -106,7 +115,9 @@ fn parse_plain_function(parser: &mut Parser) -> Result<Expr, ParserError> {
     let mut args = Vec::new();
     if !parser.consume_token(&Token::RParen) {
         loop {
-            args.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(parser.parse_expr()?)));
+            args.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                parser.parse_expr()?,
+            )));
             if parser.consume_token(&Token::RParen) {
                 break;
             }

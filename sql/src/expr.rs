@@ -65,7 +65,9 @@ impl Scope {
         let matches: Vec<&ScopeColumn> = self
             .columns
             .iter()
-            .filter(|c| c.name == name && (qualifier.is_none() || c.qualifier.as_deref() == qualifier))
+            .filter(|c| {
+                c.name == name && (qualifier.is_none() || c.qualifier.as_deref() == qualifier)
+            })
             .collect();
         match matches.len() {
             1 => Ok(matches[0]),
@@ -74,11 +76,14 @@ impl Scope {
                     Some(q) => format!("{q}.{name}"),
                     None => name.to_string(),
                 };
-                Err(SqlError::Unknown(format!("column '{full}' cannot be resolved")))
+                Err(SqlError::Unknown(format!(
+                    "column '{full}' cannot be resolved"
+                )))
             }
             _ => {
                 if qualifier.is_none() {
-                    let unqualified: Vec<&&ScopeColumn> = matches.iter().filter(|c| c.qualifier.is_none()).collect();
+                    let unqualified: Vec<&&ScopeColumn> =
+                        matches.iter().filter(|c| c.qualifier.is_none()).collect();
                     if unqualified.len() == 1 {
                         return Ok(unqualified[0]);
                     }
@@ -101,14 +106,22 @@ impl Scope {
 
     /// Whether `name` qualifies columns in this scope.
     pub fn is_qualifier(&self, name: &str) -> bool {
-        self.columns.iter().any(|c| c.qualifier.as_deref() == Some(name))
+        self.columns
+            .iter()
+            .any(|c| c.qualifier.as_deref() == Some(name))
     }
 
     /// The DataFusion schema of the physical fields.
     pub fn df_schema(&self) -> Result<DFSchema> {
-        let fields: Vec<Field> =
-            self.columns.iter().map(|c| Field::new(&c.field, c.data_type.clone(), true)).collect();
-        Ok(DFSchema::from_unqualified_fields(fields.into(), Default::default())?)
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.field, c.data_type.clone(), true))
+            .collect();
+        Ok(DFSchema::from_unqualified_fields(
+            fields.into(),
+            Default::default(),
+        )?)
     }
 
     /// Looks up a column by physical field name.
@@ -166,7 +179,10 @@ pub struct PlannedExpr {
 }
 
 fn is_string(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 /// An unqualified column reference by exact physical name (no identifier normalization).
@@ -211,7 +227,12 @@ pub fn number_literal(text: &str) -> Result<ScalarValue> {
             .parse()
             .map_err(|_| SqlError::semantic(format!("invalid number literal {text}")))?;
         let scale = frac.len() as i8;
-        let sig = unscaled.abs().to_string().trim_start_matches('0').len().max(1) as u8;
+        let sig = unscaled
+            .abs()
+            .to_string()
+            .trim_start_matches('0')
+            .len()
+            .max(1) as u8;
         let precision = sig.max(scale as u8).max(1);
         if precision > 38 {
             let v: f64 = text.parse().unwrap_or(f64::NAN);
@@ -236,7 +257,9 @@ fn negate_literal(v: ScalarValue) -> Option<ScalarValue> {
     Some(match v {
         ScalarValue::Int32(Some(x)) => ScalarValue::Int32(Some(x.checked_neg()?)),
         ScalarValue::Int64(Some(x)) => match x.checked_neg() {
-            Some(n) if n >= i32::MIN as i64 && n <= i32::MAX as i64 => ScalarValue::Int32(Some(n as i32)),
+            Some(n) if n >= i32::MIN as i64 && n <= i32::MAX as i64 => {
+                ScalarValue::Int32(Some(n as i32))
+            }
             Some(n) => ScalarValue::Int64(Some(n)),
             None => return None,
         },
@@ -259,12 +282,20 @@ fn negate_literal(v: ScalarValue) -> Option<ScalarValue> {
 impl<'a> ExprPlanner<'a> {
     /// A planner over `scope`.
     pub fn new(scope: Scope, registry: &'a FunctionRegistry) -> Self {
-        ExprPlanner { scope, registry, agg: None }
+        ExprPlanner {
+            scope,
+            registry,
+            agg: None,
+        }
     }
 
     /// A planner for the post-aggregation expressions of a `GROUP BY` query.
     pub fn for_aggregation(scope: Scope, registry: &'a FunctionRegistry, agg: AggMode) -> Self {
-        ExprPlanner { scope, registry, agg: Some(agg) }
+        ExprPlanner {
+            scope,
+            registry,
+            agg: Some(agg),
+        }
     }
 
     /// The function registry.
@@ -301,7 +332,9 @@ impl<'a> ExprPlanner<'a> {
     /// In an aggregation, an expression is an aggregate call, a grouping expression, or is built
     /// from those.
     fn plan_in_aggregation(&mut self, e: &SqlExpr) -> Result<Option<Expr>> {
-        let Some(agg) = &self.agg else { return Ok(None) };
+        let Some(agg) = &self.agg else {
+            return Ok(None);
+        };
         if let SqlExpr::Function(f) = e
             && self.registry.is_aggregate(&f.name.to_string())
         {
@@ -343,7 +376,9 @@ impl<'a> ExprPlanner<'a> {
         let mut args = Vec::new();
         for a in &raw_args {
             if contains_aggregate(a, self.registry) {
-                return Err(SqlError::semantic(format!("aggregate functions cannot be nested in {name}")));
+                return Err(SqlError::semantic(format!(
+                    "aggregate functions cannot be nested in {name}"
+                )));
             }
             args.push(input.plan(a)?);
         }
@@ -370,13 +405,30 @@ impl<'a> ExprPlanner<'a> {
             coerced_args.push(c);
         }
         let data_type = func.return_type(&types, &params).map_err(|e| {
-            SqlError::semantic(format!("{name}({}): {e}", types.iter().map(display_arrow).collect::<Vec<_>>().join(", ")))
+            SqlError::semantic(format!(
+                "{name}({}): {e}",
+                types
+                    .iter()
+                    .map(display_arrow)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
         })?;
-        let display = format!("{}({})", name, raw_args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+        let display = format!(
+            "{}({})",
+            name,
+            raw_args
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let agg = self.agg.as_mut().expect("checked above");
-        if let Some(existing) = agg.calls.iter().find(|c| {
-            c.func.name() == func.name() && c.args == coerced_args && c.params == params
-        }) {
+        if let Some(existing) = agg
+            .calls
+            .iter()
+            .find(|c| c.func.name() == func.name() && c.args == coerced_args && c.params == params)
+        {
             return Ok(column(existing.field.as_str()));
         }
         let field = format!("__A{}", agg.calls.len());
@@ -444,7 +496,10 @@ impl<'a> ExprPlanner<'a> {
                     display_arrow(&dt)
                 ))
             })?;
-        Ok(udf_call(datafusion::functions::core::get_field(), vec![base, lit(actual.name().as_str())]))
+        Ok(udf_call(
+            datafusion::functions::core::get_field(),
+            vec![base, lit(actual.name().as_str())],
+        ))
     }
 
     fn subscript(&mut self, base: Expr, index: &SqlExpr) -> Result<Expr> {
@@ -459,9 +514,10 @@ impl<'a> ExprPlanner<'a> {
                 ))
             }
             DataType::Map(_, _) => match idx {
-                Expr::Literal(..) => {
-                    Ok(udf_call(datafusion::functions::core::get_field(), vec![base, idx]))
-                }
+                Expr::Literal(..) => Ok(udf_call(
+                    datafusion::functions::core::get_field(),
+                    vec![base, idx],
+                )),
                 other => {
                     let extracted = udf_call(
                         datafusion::functions_nested::map_extract::map_extract_udf(),
@@ -520,22 +576,44 @@ impl<'a> ExprPlanner<'a> {
             SqlExpr::IsNotFalse(e) => Expr::IsNotFalse(Box::new(self.plan(e)?)),
             SqlExpr::IsDistinctFrom(a, b) => {
                 let (l, r) = self.plan_comparison_pair(a, b)?;
-                Expr::BinaryExpr(BinaryExpr::new(Box::new(l), Operator::IsDistinctFrom, Box::new(r)))
+                Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(l),
+                    Operator::IsDistinctFrom,
+                    Box::new(r),
+                ))
             }
             SqlExpr::IsNotDistinctFrom(a, b) => {
                 let (l, r) = self.plan_comparison_pair(a, b)?;
-                Expr::BinaryExpr(BinaryExpr::new(Box::new(l), Operator::IsNotDistinctFrom, Box::new(r)))
+                Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(l),
+                    Operator::IsNotDistinctFrom,
+                    Box::new(r),
+                ))
             }
-            SqlExpr::Between { expr, negated, low, high } => {
+            SqlExpr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
                 let e = self.plan(expr)?;
                 let et = self.type_of(&e)?;
                 let lo = self.plan(low)?;
                 let hi = self.plan(high)?;
                 let lo = self.convert_literal_for(lo, &et, &e)?;
                 let hi = self.convert_literal_for(hi, &et, &e)?;
-                Expr::IsTrue(Box::new(Expr::Between(Between::new(Box::new(e), *negated, Box::new(lo), Box::new(hi)))))
+                Expr::IsTrue(Box::new(Expr::Between(Between::new(
+                    Box::new(e),
+                    *negated,
+                    Box::new(lo),
+                    Box::new(hi),
+                ))))
             }
-            SqlExpr::InList { expr, list, negated } => {
+            SqlExpr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let e = self.plan(expr)?;
                 let et = self.type_of(&e)?;
                 let mut items = Vec::new();
@@ -545,7 +623,13 @@ impl<'a> ExprPlanner<'a> {
                 }
                 Expr::InList(InList::new(Box::new(e), items, *negated))
             }
-            SqlExpr::Like { negated, expr, pattern, escape_char, any: false } => {
+            SqlExpr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any: false,
+            } => {
                 let escape = match escape_char {
                     Some(v) => match &v.value {
                         Value::SingleQuotedString(s) if s.chars().count() == 1 => s.chars().next(),
@@ -567,19 +651,39 @@ impl<'a> ExprPlanner<'a> {
                         );
                         if *negated { Expr::Not(Box::new(m)) } else { m }
                     }
-                    _ => Expr::Like(Like::new(*negated, Box::new(value), Box::new(pattern), escape, false)),
+                    _ => Expr::Like(Like::new(
+                        *negated,
+                        Box::new(value),
+                        Box::new(pattern),
+                        escape,
+                        false,
+                    )),
                 }
             }
-            SqlExpr::Case { operand, conditions, else_result, .. } => {
+            SqlExpr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
                 let operand = operand.as_ref().map(|o| self.plan(o)).transpose()?;
                 let mut when_then = Vec::new();
                 for c in conditions {
-                    when_then.push((Box::new(self.plan(&c.condition)?), Box::new(self.plan(&c.result)?)));
+                    when_then.push((
+                        Box::new(self.plan(&c.condition)?),
+                        Box::new(self.plan(&c.result)?),
+                    ));
                 }
                 let else_expr = else_result.as_ref().map(|e| self.plan(e)).transpose()?;
-                Expr::Case(Case::new(operand.map(Box::new), when_then, else_expr.map(Box::new)))
+                Expr::Case(Case::new(
+                    operand.map(Box::new),
+                    when_then,
+                    else_expr.map(Box::new),
+                ))
             }
-            SqlExpr::Cast { expr, data_type, .. } => {
+            SqlExpr::Cast {
+                expr, data_type, ..
+            } => {
                 let target = match data_type {
                     sql::DataType::Custom(name, args) if name.to_string() == RIFFLE_TYPE => {
                         SqlType::parse(args.first().map(String::as_str).unwrap_or(""))?.to_arrow()
@@ -623,15 +727,21 @@ impl<'a> ExprPlanner<'a> {
                 };
                 for access in rest {
                     base = match access {
-                        AccessExpr::Subscript(Subscript::Index { index }) => self.subscript(base, index)?,
-                        AccessExpr::Dot(SqlExpr::Identifier(id)) => self.field_access(base, &ident_name(id))?,
+                        AccessExpr::Subscript(Subscript::Index { index }) => {
+                            self.subscript(base, index)?
+                        }
+                        AccessExpr::Dot(SqlExpr::Identifier(id)) => {
+                            self.field_access(base, &ident_name(id))?
+                        }
                         other => return Err(SqlError::Unsupported(format!("access {other}"))),
                     };
                 }
                 base
             }
             SqlExpr::Tuple(_) => {
-                return Err(SqlError::semantic(format!("unexpected list {e}: a single expression is needed")));
+                return Err(SqlError::semantic(format!(
+                    "unexpected list {e}: a single expression is needed"
+                )));
             }
             other => return Err(SqlError::Unsupported(format!("expression {other}"))),
         })
@@ -651,19 +761,33 @@ impl<'a> ExprPlanner<'a> {
     fn cast(&self, inner: Expr, target: DataType) -> Result<Expr> {
         let from = self.type_of(&inner)?;
         if is_string(&target) && !is_string(&from) && !matches!(from, DataType::Null) {
-            return Ok(udf_call(riffle_udfs::scalar::cast::to_text_udf(), vec![inner]));
+            return Ok(udf_call(
+                riffle_udfs::scalar::cast::to_text_udf(),
+                vec![inner],
+            ));
         }
         if matches!(target, DataType::Boolean) && is_string(&from) {
-            return Ok(udf_call(riffle_udfs::scalar::cast::to_boolean_udf(), vec![inner]));
+            return Ok(udf_call(
+                riffle_udfs::scalar::cast::to_boolean_udf(),
+                vec![inner],
+            ));
         }
         Ok(Expr::Cast(Cast::new(Box::new(inner), target)))
     }
 
     /// Brings expressions of compatible types to one type (array elements, map values).
     fn unify(&self, items: Vec<Expr>) -> Result<Vec<Expr>> {
-        let types: Vec<DataType> = items.iter().map(|i| self.type_of(i)).collect::<Result<_>>()?;
-        let non_null: Vec<&DataType> = types.iter().filter(|t| !matches!(t, DataType::Null)).collect();
-        let Some(first) = non_null.first() else { return Ok(items) };
+        let types: Vec<DataType> = items
+            .iter()
+            .map(|i| self.type_of(i))
+            .collect::<Result<_>>()?;
+        let non_null: Vec<&DataType> = types
+            .iter()
+            .filter(|t| !matches!(t, DataType::Null))
+            .collect();
+        let Some(first) = non_null.first() else {
+            return Ok(items);
+        };
         // Prefer a non-string type when string literals are mixed with others (`ARRAY[1, '2']`).
         let target = non_null
             .iter()
@@ -679,7 +803,9 @@ impl<'a> ExprPlanner<'a> {
             .into_iter()
             .zip(types)
             .map(|(i, t)| {
-                if t == target || matches!(t, DataType::Null) && !matches!(target, DataType::Struct(_)) {
+                if t == target
+                    || matches!(t, DataType::Null) && !matches!(target, DataType::Struct(_))
+                {
                     Ok(i)
                 } else if matches!(i, Expr::Literal(..)) || !is_string(&t) {
                     self.convert_for(i, &target)
@@ -698,7 +824,9 @@ impl<'a> ExprPlanner<'a> {
         }
         match (self.type_of(&e)?, target) {
             (DataType::Struct(_), DataType::Struct(_)) => Ok(e),
-            (DataType::Null, DataType::Struct(_)) => Ok(Expr::Cast(Cast::new(Box::new(e), target.clone()))),
+            (DataType::Null, DataType::Struct(_)) => {
+                Ok(Expr::Cast(Cast::new(Box::new(e), target.clone())))
+            }
             _ => Ok(Expr::Cast(Cast::new(Box::new(e), target.clone()))),
         }
     }
@@ -718,7 +846,9 @@ impl<'a> ExprPlanner<'a> {
             };
             return Ok(lit(text));
         }
-        let Expr::Literal(ScalarValue::Utf8(Some(s)), _) = &e else { return Ok(e) };
+        let Expr::Literal(ScalarValue::Utf8(Some(s)), _) = &e else {
+            return Ok(e);
+        };
         if is_string(target) || matches!(target, DataType::Null) {
             return Ok(e);
         }
@@ -728,7 +858,9 @@ impl<'a> ExprPlanner<'a> {
         };
         if is_time_column || matches!(target, DataType::Timestamp(..)) {
             let ms = parse_partial_timestamp(s).ok_or_else(|| {
-                SqlError::semantic(format!("'{s}' is not a timestamp (expected e.g. 2020-01-31T12:00:00)"))
+                SqlError::semantic(format!(
+                    "'{s}' is not a timestamp (expected e.g. 2020-01-31T12:00:00)"
+                ))
             })?;
             return Ok(match target {
                 DataType::Timestamp(..) => lit(ScalarValue::TimestampMillisecond(Some(ms), None)),
@@ -750,7 +882,10 @@ impl<'a> ExprPlanner<'a> {
             v.cast_to(target)
         };
         converted.map(lit).map_err(|_| {
-            SqlError::semantic(format!("cannot compare '{s}' with a {}", display_arrow(target)))
+            SqlError::semantic(format!(
+                "cannot compare '{s}' with a {}",
+                display_arrow(target)
+            ))
         })
     }
 
@@ -764,26 +899,39 @@ impl<'a> ExprPlanner<'a> {
         Ok((l, r))
     }
 
-    fn plan_binary(&mut self, left: &SqlExpr, op: &BinaryOperator, right: &SqlExpr) -> Result<Expr> {
+    fn plan_binary(
+        &mut self,
+        left: &SqlExpr,
+        op: &BinaryOperator,
+        right: &SqlExpr,
+    ) -> Result<Expr> {
         if *op == BinaryOperator::Arrow {
             let base = self.plan(left)?;
             return match right {
                 SqlExpr::Identifier(id) => self.field_access(base, &ident_name(id)),
                 SqlExpr::CompoundFieldAccess { root, access_chain } => {
                     let SqlExpr::Identifier(id) = root.as_ref() else {
-                        return Err(SqlError::semantic(format!("expected a field name after ->, found {root}")));
+                        return Err(SqlError::semantic(format!(
+                            "expected a field name after ->, found {root}"
+                        )));
                     };
                     let mut e = self.field_access(base, &ident_name(id))?;
                     for access in access_chain {
                         e = match access {
-                            AccessExpr::Subscript(Subscript::Index { index }) => self.subscript(e, index)?,
-                            AccessExpr::Dot(SqlExpr::Identifier(id)) => self.field_access(e, &ident_name(id))?,
+                            AccessExpr::Subscript(Subscript::Index { index }) => {
+                                self.subscript(e, index)?
+                            }
+                            AccessExpr::Dot(SqlExpr::Identifier(id)) => {
+                                self.field_access(e, &ident_name(id))?
+                            }
                             other => return Err(SqlError::Unsupported(format!("access {other}"))),
                         };
                     }
                     Ok(e)
                 }
-                other => Err(SqlError::semantic(format!("expected a field name after ->, found {other}"))),
+                other => Err(SqlError::semantic(format!(
+                    "expected a field name after ->, found {other}"
+                ))),
             };
         }
         let operator = match op {
@@ -805,7 +953,12 @@ impl<'a> ExprPlanner<'a> {
         };
         let (l, r) = if matches!(
             operator,
-            Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+            Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
         ) {
             self.plan_comparison_pair(left, right)?
         } else {
@@ -813,22 +966,36 @@ impl<'a> ExprPlanner<'a> {
         };
         if matches!(
             operator,
-            Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+            Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
         ) {
             // ksqlDB comparisons with NULL are false, not NULL.
-            return Ok(Expr::IsTrue(Box::new(Expr::BinaryExpr(BinaryExpr::new(Box::new(l), operator, Box::new(r))))));
+            return Ok(Expr::IsTrue(Box::new(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(l),
+                operator,
+                Box::new(r),
+            )))));
         }
         if operator == Operator::Plus {
             let lt = self.type_of(&l)?;
             let rt = self.type_of(&r)?;
             if is_string(&lt) || is_string(&rt) {
-                let concat = self.registry.scalar("CONCAT").ok_or_else(|| {
-                    SqlError::Unknown("CONCAT is not registered".into())
-                })?;
+                let concat = self
+                    .registry
+                    .scalar("CONCAT")
+                    .ok_or_else(|| SqlError::Unknown("CONCAT is not registered".into()))?;
                 return Ok(udf_call(concat, vec![l, r]));
             }
         }
-        Ok(Expr::BinaryExpr(BinaryExpr::new(Box::new(l), operator, Box::new(r))))
+        Ok(Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(l),
+            operator,
+            Box::new(r),
+        )))
     }
 
     fn plan_function(&mut self, f: &sql::Function) -> Result<Expr> {
@@ -846,16 +1013,26 @@ impl<'a> ExprPlanner<'a> {
             let mut values = Vec::new();
             for (i, a) in raw.iter().enumerate() {
                 let p = self.plan(a)?;
-                if i % 2 == 0 { keys.push(p) } else { values.push(p) }
+                if i % 2 == 0 {
+                    keys.push(p)
+                } else {
+                    values.push(p)
+                }
             }
             if keys.is_empty() {
-                return Err(SqlError::semantic("MAP() needs at least one key := value entry"));
+                return Err(SqlError::semantic(
+                    "MAP() needs at least one key := value entry",
+                ));
             }
             let keys = keys
                 .into_iter()
                 .map(|k| {
                     let t = self.type_of(&k)?;
-                    if is_string(&t) { Ok(k) } else { self.cast(k, DataType::Utf8) }
+                    if is_string(&t) {
+                        Ok(k)
+                    } else {
+                        self.cast(k, DataType::Utf8)
+                    }
                 })
                 .collect::<Result<Vec<_>>>()?;
             let values = self.unify(values)?;
@@ -873,7 +1050,11 @@ impl<'a> ExprPlanner<'a> {
             if args.len() < min || args.len() > max {
                 return Err(SqlError::semantic(format!(
                     "{upper} takes {} arguments, got {}",
-                    if min == max { min.to_string() } else { format!("{min} to {max}") },
+                    if min == max {
+                        min.to_string()
+                    } else {
+                        format!("{min} to {max}")
+                    },
                     args.len()
                 )));
             }
@@ -891,8 +1072,15 @@ impl<'a> ExprPlanner<'a> {
         }
         let mut args = Vec::new();
         for a in &list.args {
-            let FunctionArg::Named { name, arg: FunctionArgExpr::Expr(e), .. } = a else {
-                return Err(SqlError::semantic("STRUCT fields are written name := value"));
+            let FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } = a
+            else {
+                return Err(SqlError::semantic(
+                    "STRUCT fields are written name := value",
+                ));
             };
             args.push(lit(ident_name(name)));
             let mut v = self.plan(e)?;
@@ -926,7 +1114,10 @@ pub fn function_args(f: &sql::Function) -> Result<Vec<SqlExpr>> {
                     FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => out.push(e.clone()),
                     FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => {}
                     other => {
-                        return Err(SqlError::semantic(format!("unexpected argument {other} in {}", f.name)));
+                        return Err(SqlError::semantic(format!(
+                            "unexpected argument {other} in {}",
+                            f.name
+                        )));
                     }
                 }
             }
@@ -969,7 +1160,11 @@ pub fn compile(logical: Expr, scope: &Scope) -> Result<PlannedExpr> {
         &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
     )?;
     let _ = TryCast::new;
-    Ok(PlannedExpr { expr, physical, data_type })
+    Ok(PlannedExpr {
+        expr,
+        physical,
+        data_type,
+    })
 }
 
 #[cfg(test)]
@@ -978,17 +1173,38 @@ mod tests {
 
     #[test]
     fn literals_are_typed_like_ksql() {
-        assert_eq!(number_literal("2.345").unwrap(), ScalarValue::Decimal128(Some(2345), 4, 3));
-        assert_eq!(number_literal("0.08").unwrap(), ScalarValue::Decimal128(Some(8), 2, 2));
-        assert_eq!(number_literal("1E0").unwrap(), ScalarValue::Float64(Some(1.0)));
-        assert_eq!(number_literal("000002147483647").unwrap(), ScalarValue::Int32(Some(2147483647)));
-        assert_eq!(number_literal("123456789000").unwrap(), ScalarValue::Int64(Some(123456789000)));
+        assert_eq!(
+            number_literal("2.345").unwrap(),
+            ScalarValue::Decimal128(Some(2345), 4, 3)
+        );
+        assert_eq!(
+            number_literal("0.08").unwrap(),
+            ScalarValue::Decimal128(Some(8), 2, 2)
+        );
+        assert_eq!(
+            number_literal("1E0").unwrap(),
+            ScalarValue::Float64(Some(1.0))
+        );
+        assert_eq!(
+            number_literal("000002147483647").unwrap(),
+            ScalarValue::Int32(Some(2147483647))
+        );
+        assert_eq!(
+            number_literal("123456789000").unwrap(),
+            ScalarValue::Int64(Some(123456789000))
+        );
     }
 
     #[test]
     fn partial_timestamps_parse() {
-        assert_eq!(parse_partial_timestamp("2018-01-01T00:00:00.001"), Some(1514764800001));
+        assert_eq!(
+            parse_partial_timestamp("2018-01-01T00:00:00.001"),
+            Some(1514764800001)
+        );
         assert_eq!(parse_partial_timestamp("2018"), Some(1514764800000));
-        assert_eq!(parse_partial_timestamp("2019-01-01T00:00:00+0445"), Some(1546300800000 - 17100 * 1000));
+        assert_eq!(
+            parse_partial_timestamp("2019-01-01T00:00:00+0445"),
+            Some(1546300800000 - 17100 * 1000)
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! holds the catalog model, and plans continuous queries into a streaming plan whose scalar
 //! expressions are DataFusion physical expressions evaluated on Arrow batches.
 
+#![warn(missing_docs)]
+
 pub mod ast;
 pub mod catalog;
 pub mod dialect;

@@ -20,8 +20,14 @@ pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| {
-            let pos = Position { line: e.location.line, column: e.location.column };
-            SqlError::Syntax { position: pos, message: e.message }
+            let pos = Position {
+                line: e.location.line,
+                column: e.location.column,
+            };
+            SqlError::Syntax {
+                position: pos,
+                message: e.message,
+            }
         })?;
     let tokens: Vec<TokenWithSpan> = tokens.into_iter().map(normalize_token).collect();
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
@@ -43,7 +49,10 @@ pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
                 end.token, end.span.start
             ))));
         }
-        let position = Position { line: start.span.start.line, column: start.span.start.column };
+        let position = Position {
+            line: start.span.start.line,
+            column: start.span.start.column,
+        };
         let from = offsets.offset(start.span.start.line, start.span.start.column);
         let to = if end.token == Token::EOF {
             sql.len()
@@ -51,7 +60,11 @@ pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
             offsets.offset(end.span.start.line, end.span.start.column)
         };
         let text = sql[from..to].trim().to_string();
-        statements.push(Statement { kind, text, position });
+        statements.push(Statement {
+            kind,
+            text,
+            position,
+        });
     }
     Ok(statements)
 }
@@ -65,19 +78,24 @@ pub fn parse_statement(sql: &str) -> Result<Statement> {
             position: Position { line: 1, column: 1 },
             message: "Expected: a statement, found: end of input".into(),
         }),
-        n => Err(SqlError::semantic(format!("expected one statement, found {n}"))),
+        n => Err(SqlError::semantic(format!(
+            "expected one statement, found {n}"
+        ))),
     }
 }
 
 /// Tokenizes text with riffle's identifier normalization.
 pub fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
     let dialect = RiffleDialect;
-    let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| {
-        SqlError::Syntax {
-            position: Position { line: e.location.line, column: e.location.column },
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Syntax {
+            position: Position {
+                line: e.location.line,
+                column: e.location.column,
+            },
             message: e.message,
-        }
-    })?;
+        })?;
     Ok(tokens.into_iter().map(normalize_token).collect())
 }
 
@@ -118,15 +136,25 @@ pub fn syntax_error(e: ParserError) -> SqlError {
         ParserError::RecursionLimitExceeded => "statement nested too deeply".to_string(),
     };
     let (message, position) = split_location(&raw);
-    SqlError::Syntax { position: position.unwrap_or_default(), message }
+    SqlError::Syntax {
+        position: position.unwrap_or_default(),
+        message,
+    }
 }
 
 fn syntax_error_at_end(e: ParserError, sql: &str) -> SqlError {
     match syntax_error(e) {
         SqlError::Syntax { position, message } if position.line == 0 => {
             let line = sql.lines().count().max(1) as u64;
-            let column = sql.lines().last().map(|l| l.chars().count() + 1).unwrap_or(1) as u64;
-            SqlError::Syntax { position: Position { line, column }, message }
+            let column = sql
+                .lines()
+                .last()
+                .map(|l| l.chars().count() + 1)
+                .unwrap_or(1) as u64;
+            SqlError::Syntax {
+                position: Position { line, column },
+                message,
+            }
         }
         other => other,
     }
@@ -164,30 +192,73 @@ impl LineOffsets {
             lines.push((start, chars));
             start += line.len();
         }
-        LineOffsets { lines, len: sql.len() }
+        LineOffsets {
+            lines,
+            len: sql.len(),
+        }
     }
 
     fn offset(&self, line: u64, column: u64) -> usize {
         let Some((start, chars)) = self.lines.get(line.saturating_sub(1) as usize) else {
             return self.len;
         };
-        chars.get(column.saturating_sub(1) as usize).copied().unwrap_or_else(|| {
-            chars.last().map(|c| c + 1).unwrap_or(*start).min(self.len)
-        })
+        chars
+            .get(column.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or_else(|| chars.last().map(|c| c + 1).unwrap_or(*start).min(self.len))
     }
 }
 
 /// Keywords that end a select item or relation and so can never be an implicit alias.
 const CLAUSE_WORDS: &[&str] = &[
-    "FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "EMIT", "LIMIT", "PARTITION", "JOIN", "INNER",
-    "LEFT", "RIGHT", "FULL", "OUTER", "ON", "WITHIN", "AS", "CROSS",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "WINDOW",
+    "EMIT",
+    "LIMIT",
+    "PARTITION",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "OUTER",
+    "ON",
+    "WITHIN",
+    "AS",
+    "CROSS",
 ];
 
 /// Words that cannot name a relation without quotes.
 const RESERVED: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "EMIT", "LIMIT", "PARTITION", "JOIN",
-    "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "ON", "WITHIN", "AS", "BY", "AND", "OR", "NOT",
-    "WITH", "CREATE", "INSERT", "VALUES",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "WINDOW",
+    "EMIT",
+    "LIMIT",
+    "PARTITION",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "OUTER",
+    "ON",
+    "WITHIN",
+    "AS",
+    "BY",
+    "AND",
+    "OR",
+    "NOT",
+    "WITH",
+    "CREATE",
+    "INSERT",
+    "VALUES",
 ];
 
 struct StatementParser<'p, 'a> {
@@ -270,11 +341,17 @@ impl StatementParser<'_, '_> {
                 } else {
                     false
                 };
-                Ok(StatementKind::Drop { kind, name, if_exists, delete_topic })
+                Ok(StatementKind::Drop {
+                    kind,
+                    name,
+                    if_exists,
+                    delete_topic,
+                })
             }
             "SHOW" | "LIST" => {
                 self.p.next_token();
-                let what = self.ident("STREAMS, TABLES, QUERIES, TOPICS, FUNCTIONS or PROPERTIES")?;
+                let what =
+                    self.ident("STREAMS, TABLES, QUERIES, TOPICS, FUNCTIONS or PROPERTIES")?;
                 let kind = match what.as_str() {
                     "STREAMS" => ShowKind::Streams,
                     "TABLES" => ShowKind::Tables,
@@ -296,10 +373,15 @@ impl StatementParser<'_, '_> {
             "DESCRIBE" => {
                 self.p.next_token();
                 if self.eat("FUNCTION") {
-                    return Ok(StatementKind::DescribeFunction(self.ident("a function name")?));
+                    return Ok(StatementKind::DescribeFunction(
+                        self.ident("a function name")?,
+                    ));
                 }
                 if matches!(self.peek_word().as_deref(), Some("STREAMS" | "TABLES"))
-                    && matches!(self.p.peek_nth_token_ref(1).token, Token::SemiColon | Token::EOF)
+                    && matches!(
+                        self.p.peek_nth_token_ref(1).token,
+                        Token::SemiColon | Token::EOF
+                    )
                 {
                     let what = self.ident("STREAMS or TABLES")?;
                     return Ok(StatementKind::Show(if what == "STREAMS" {
@@ -321,14 +403,17 @@ impl StatementParser<'_, '_> {
                 );
                 if is_statement {
                     let kind = self.parse_statement()?;
-                    Ok(StatementKind::Explain(Box::new(ExplainTarget::Statement(Statement {
+                    let inner = Statement {
                         kind,
                         text: String::new(),
                         position: Position {
                             line: start.span.start.line,
                             column: start.span.start.column,
                         },
-                    }))))
+                    };
+                    Ok(StatementKind::Explain(Box::new(ExplainTarget::Statement(
+                        Box::new(inner),
+                    ))))
                 } else {
                     let id = self.ident("a query id or a statement")?;
                     Ok(StatementKind::Explain(Box::new(ExplainTarget::QueryId(id))))
@@ -356,7 +441,11 @@ impl StatementParser<'_, '_> {
                         break;
                     }
                 }
-                Ok(StatementKind::Print { topic, from_beginning, limit })
+                Ok(StatementKind::Print {
+                    topic,
+                    from_beginning,
+                    limit,
+                })
             }
             "SET" => {
                 self.p.next_token();
@@ -444,7 +533,11 @@ impl StatementParser<'_, '_> {
                 self.p.expect_token(&Token::Comma)?;
             }
         }
-        let properties = if self.eat("WITH") { self.parse_properties()? } else { Properties::new() };
+        let properties = if self.eat("WITH") {
+            self.parse_properties()?
+        } else {
+            Properties::new()
+        };
         if self.eat("AS") {
             if has_columns {
                 return Err(ParserError::ParserError(
@@ -524,7 +617,12 @@ impl StatementParser<'_, '_> {
                 break;
             }
         }
-        Ok(ColumnDef { name, data_type, key, header })
+        Ok(ColumnDef {
+            name,
+            data_type,
+            key,
+            header,
+        })
     }
 
     fn parse_properties(&mut self) -> PResult<Properties> {
@@ -597,7 +695,11 @@ impl StatementParser<'_, '_> {
                     self.p.expect_token(&Token::Comma)?;
                 }
             }
-            return Ok(StatementKind::InsertValues { target, columns, values });
+            return Ok(StatementKind::InsertValues {
+                target,
+                columns,
+                values,
+            });
         }
         if columns.is_some() {
             return self.p.expected("VALUES", self.p.peek_token());
@@ -605,7 +707,10 @@ impl StatementParser<'_, '_> {
         if self.peek_word().as_deref() != Some("SELECT") {
             return self.p.expected("SELECT or VALUES", self.p.peek_token());
         }
-        Ok(StatementKind::InsertInto { target, query: self.parse_query()? })
+        Ok(StatementKind::InsertInto {
+            target,
+            query: self.parse_query()?,
+        })
     }
 
     fn is_clause_word(&self) -> bool {
@@ -659,13 +764,30 @@ impl StatementParser<'_, '_> {
                 break;
             };
             let relation = self.parse_relation()?;
-            let within = if self.eat("WITHIN") { Some(self.parse_within()?) } else { None };
+            let within = if self.eat("WITHIN") {
+                Some(self.parse_within()?)
+            } else {
+                None
+            };
             self.expect("ON")?;
             let on = self.p.parse_expr()?;
-            joins.push(Join { kind, relation, within, on });
+            joins.push(Join {
+                kind,
+                relation,
+                within,
+                on,
+            });
         }
-        let window = if self.eat("WINDOW") { Some(self.parse_window()?) } else { None };
-        let selection = if self.eat("WHERE") { Some(self.p.parse_expr()?) } else { None };
+        let window = if self.eat("WINDOW") {
+            Some(self.parse_window()?)
+        } else {
+            None
+        };
+        let selection = if self.eat("WHERE") {
+            Some(self.p.parse_expr()?)
+        } else {
+            None
+        };
         let mut group_by = Vec::new();
         if self.eat("GROUP") {
             self.expect("BY")?;
@@ -676,7 +798,11 @@ impl StatementParser<'_, '_> {
             self.expect("BY")?;
             partition_by = self.parse_expr_list()?;
         }
-        let having = if self.eat("HAVING") { Some(self.p.parse_expr()?) } else { None };
+        let having = if self.eat("HAVING") {
+            Some(self.p.parse_expr()?)
+        } else {
+            None
+        };
         let emit = if self.eat("EMIT") {
             if self.eat("CHANGES") {
                 Some(Emit::Changes)
@@ -688,7 +814,11 @@ impl StatementParser<'_, '_> {
         } else {
             None
         };
-        let limit = if self.eat("LIMIT") { Some(self.p.parse_literal_uint()?) } else { None };
+        let limit = if self.eat("LIMIT") {
+            Some(self.p.parse_literal_uint()?)
+        } else {
+            None
+        };
         Ok(Query {
             projection,
             from,
@@ -742,7 +872,9 @@ impl StatementParser<'_, '_> {
             && w.quote_style.is_none()
             && RESERVED.contains(&w.value.as_str())
         {
-            return self.p.expected("a stream or table name", self.p.peek_token());
+            return self
+                .p
+                .expected("a stream or table name", self.p.peek_token());
         }
         let name = self.ident("a stream or table name")?;
         let alias = self.parse_alias()?;
@@ -760,7 +892,12 @@ impl StatementParser<'_, '_> {
         let u = self.p.next_token();
         let unit = match &u.token {
             Token::Word(w) => w.value.to_uppercase(),
-            _ => return self.p.expected("a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)", u),
+            _ => {
+                return self.p.expected(
+                    "a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)",
+                    u,
+                );
+            }
         };
         let ms = match unit.trim_end_matches('S') {
             "MILLISECOND" => 1.0,
@@ -769,7 +906,12 @@ impl StatementParser<'_, '_> {
             "HOUR" => 3_600_000.0,
             "DAY" => 86_400_000.0,
             "WEEK" => 7.0 * 86_400_000.0,
-            _ => return self.p.expected("a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)", u),
+            _ => {
+                return self.p.expected(
+                    "a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)",
+                    u,
+                );
+            }
         };
         Ok(Duration::from_millis((n * ms) as u64))
     }
@@ -795,7 +937,11 @@ impl StatementParser<'_, '_> {
             (d, d)
         };
         let grace = self.parse_grace()?;
-        Ok(JoinWindow { before, after, grace })
+        Ok(JoinWindow {
+            before,
+            after,
+            grace,
+        })
     }
 
     fn parse_window(&mut self) -> PResult<WindowSpec> {
@@ -804,7 +950,9 @@ impl StatementParser<'_, '_> {
         let kind = match kind_word.as_str() {
             "TUMBLING" => {
                 self.expect("SIZE")?;
-                WindowKind::Tumbling { size: self.parse_duration()? }
+                WindowKind::Tumbling {
+                    size: self.parse_duration()?,
+                }
             }
             "HOPPING" => {
                 self.expect("SIZE")?;
@@ -815,11 +963,15 @@ impl StatementParser<'_, '_> {
                 let advance = self.parse_duration()?;
                 WindowKind::Hopping { size, advance }
             }
-            "SESSION" => WindowKind::Session { gap: self.parse_duration()? },
+            "SESSION" => WindowKind::Session {
+                gap: self.parse_duration()?,
+            },
             _ => {
                 self.p.prev_token();
                 self.p.prev_token();
-                return self.p.expected("TUMBLING, HOPPING or SESSION", self.p.peek_token());
+                return self
+                    .p
+                    .expected("TUMBLING, HOPPING or SESSION", self.p.peek_token());
             }
         };
         let mut grace = None;
@@ -830,7 +982,9 @@ impl StatementParser<'_, '_> {
             } else if let Some(g) = self.parse_grace()? {
                 grace = Some(g);
             } else {
-                return self.p.expected("RETENTION or GRACE PERIOD", self.p.peek_token());
+                return self
+                    .p
+                    .expected("RETENTION or GRACE PERIOD", self.p.peek_token());
             }
         }
         self.p.expect_token(&Token::RParen)?;
@@ -843,7 +997,11 @@ impl StatementParser<'_, '_> {
                 size.as_millis()
             )));
         }
-        Ok(WindowSpec { kind, grace, retention })
+        Ok(WindowSpec {
+            kind,
+            grace,
+            retention,
+        })
     }
 }
 
@@ -891,14 +1049,22 @@ mod tests {
              WITH (kafka_topic='t', value_format='JSON', partitions=4);",
         )
         .unwrap();
-        let StatementKind::CreateSource(c) = s.kind else { panic!("not a create") };
+        let StatementKind::CreateSource(c) = s.kind else {
+            panic!("not a create")
+        };
         assert_eq!(c.name, "TEST");
         assert_eq!(c.columns.len(), 3);
         assert!(c.columns[0].key);
         assert_eq!(c.columns[1].name, "NAME");
         assert_eq!(c.columns[2].name, "Mixed");
-        assert_eq!(c.properties["KAFKA_TOPIC"], PropertyValue::String("t".into()));
-        assert_eq!(c.properties["PARTITIONS"], PropertyValue::Number("4".into()));
+        assert_eq!(
+            c.properties["KAFKA_TOPIC"],
+            PropertyValue::String("t".into())
+        );
+        assert_eq!(
+            c.properties["PARTITIONS"],
+            PropertyValue::Number("4".into())
+        );
     }
 
     #[test]
@@ -909,7 +1075,9 @@ mod tests {
              WHERE value > 0 GROUP BY id HAVING count(*) > 1 EMIT FINAL;",
         )
         .unwrap();
-        let StatementKind::CreateAsSelect(c) = s.kind else { panic!("not CTAS") };
+        let StatementKind::CreateAsSelect(c) = s.kind else {
+            panic!("not CTAS")
+        };
         let q = c.query;
         assert_eq!(
             q.window.unwrap(),
@@ -931,16 +1099,27 @@ mod tests {
     fn arrow_binds_tighter_than_arithmetic() {
         let e = parse_expr("itemid->itemid * 10").unwrap();
         assert_eq!(e.to_string(), "ITEMID -> ITEMID * 10");
-        let Expr::BinaryOp { left, .. } = e else { panic!("expected a product") };
+        let Expr::BinaryOp { left, .. } = e else {
+            panic!("expected a product")
+        };
         assert!(matches!(*left, Expr::BinaryOp { .. }));
     }
 
     #[test]
     fn syntax_errors_name_line_and_column() {
-        let err = parse_script("CREATE STREAM s (a INT) WITH (kafka_topic='t');\nSELECT a FROM WHERE x;")
-            .unwrap_err();
-        let SqlError::Syntax { position, message } = err else { panic!("not a syntax error") };
-        assert_eq!(position, Position { line: 2, column: 15 });
+        let err =
+            parse_script("CREATE STREAM s (a INT) WITH (kafka_topic='t');\nSELECT a FROM WHERE x;")
+                .unwrap_err();
+        let SqlError::Syntax { position, message } = err else {
+            panic!("not a syntax error")
+        };
+        assert_eq!(
+            position,
+            Position {
+                line: 2,
+                column: 15
+            }
+        );
         assert!(message.contains("Expected"), "{message}");
     }
 

@@ -88,7 +88,13 @@ impl StreamSchema {
         fields.push(Field::new(ROWPARTITION, DataType::Int32, false));
         fields.push(Field::new(ROWOFFSET, DataType::Int64, false));
         fields.push(Field::new(OP, DataType::Int8, false));
-        StreamSchema { arrow: Arc::new(Schema::new(fields)), key_count, value_count, windowed, kind }
+        StreamSchema {
+            arrow: Arc::new(Schema::new(fields)),
+            key_count,
+            value_count,
+            windowed,
+            kind,
+        }
     }
 
     /// Index of WINDOWSTART (windowed layouts only).
@@ -118,7 +124,10 @@ impl StreamSchema {
 
     /// The key fields.
     pub fn key_fields(&self) -> Vec<Field> {
-        self.arrow.fields()[..self.key_count].iter().map(|f| f.as_ref().clone()).collect()
+        self.arrow.fields()[..self.key_count]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect()
     }
 
     /// The value fields.
@@ -217,7 +226,9 @@ impl AggregateNode {
             return g.as_millis() as i64;
         }
         let size = match &w.kind {
-            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size.as_millis() as i64,
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
+                size.as_millis() as i64
+            }
             WindowKind::Session { gap } => gap.as_millis() as i64,
         };
         (86_400_000 - size).max(0)
@@ -265,8 +276,14 @@ impl JoinType {
     /// Milliseconds a stream-stream join keeps rows (window plus grace; legacy joins keep 24h).
     pub fn retention_ms(&self) -> i64 {
         match self {
-            JoinType::StreamStream { before_ms, after_ms, grace_ms } => {
-                before_ms + after_ms + grace_ms.unwrap_or((86_400_000 - before_ms - after_ms).max(0))
+            JoinType::StreamStream {
+                before_ms,
+                after_ms,
+                grace_ms,
+            } => {
+                before_ms
+                    + after_ms
+                    + grace_ms.unwrap_or((86_400_000 - before_ms - after_ms).max(0))
             }
             _ => i64::MAX,
         }
@@ -344,8 +361,13 @@ impl PlanNode {
                 p.input.render(depth + 1, out);
             }
             PlanNode::Exchange(e) => {
-                let keys: Vec<String> =
-                    e.input.schema().key_fields().iter().map(|f| f.name().clone()).collect();
+                let keys: Vec<String> = e
+                    .input
+                    .schema()
+                    .key_fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
                 let _ = writeln!(out, "{pad}Exchange shuffle({})", keys.join(", "));
                 e.input.render(depth + 1, out);
             }
@@ -361,7 +383,11 @@ impl PlanNode {
                         "the latest row per key of both tables and a foreign-key index".to_string()
                     }
                 };
-                let _ = writeln!(out, "{pad}Join {:?} {:?} on {}; state: {state}", j.kind, j.join_type, j.display);
+                let _ = writeln!(
+                    out,
+                    "{pad}Join {:?} {:?} on {}; state: {state}",
+                    j.kind, j.join_type, j.display
+                );
                 j.left.render(depth + 1, out);
                 j.right.render(depth + 1, out);
             }
@@ -371,24 +397,42 @@ impl PlanNode {
                     Some(w) => format!(
                         " window {} grace {}ms",
                         match &w.kind {
-                            WindowKind::Tumbling { size } => format!("TUMBLING({}ms)", size.as_millis()),
-                            WindowKind::Hopping { size, advance } =>
-                                format!("HOPPING({}ms, advance {}ms)", size.as_millis(), advance.as_millis()),
-                            WindowKind::Session { gap } => format!("SESSION(gap {}ms)", gap.as_millis()),
+                            WindowKind::Tumbling { size } =>
+                                format!("TUMBLING({}ms)", size.as_millis()),
+                            WindowKind::Hopping { size, advance } => format!(
+                                "HOPPING({}ms, advance {}ms)",
+                                size.as_millis(),
+                                advance.as_millis()
+                            ),
+                            WindowKind::Session { gap } =>
+                                format!("SESSION(gap {}ms)", gap.as_millis()),
                         },
                         a.grace_ms()
                     ),
                 };
                 let aggs: Vec<String> = a.aggregates.iter().map(|s| s.display.clone()).collect();
-                let keys: Vec<String> =
-                    a.input.schema().key_fields().iter().map(|f| f.name().clone()).collect();
+                let keys: Vec<String> = a
+                    .input
+                    .schema()
+                    .key_fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
                 let _ = writeln!(
                     out,
                     "{pad}Aggregate by ({}) [{}]{window} emit {}; state: one accumulator set per key{}",
                     keys.join(", "),
                     aggs.join(", "),
-                    if a.emit == Emit::Final { "FINAL" } else { "CHANGES" },
-                    if a.window.is_some() { " and window, expired by watermark" } else { "" }
+                    if a.emit == Emit::Final {
+                        "FINAL"
+                    } else {
+                        "CHANGES"
+                    },
+                    if a.window.is_some() {
+                        " and window, expired by watermark"
+                    } else {
+                        ""
+                    }
                 );
                 a.input.render(depth + 1, out);
             }
@@ -402,7 +446,9 @@ fn connector_text(def: &SourceDef) -> String {
         crate::catalog::Connector::File { path } => format!("file {path}"),
         crate::catalog::Connector::Datagen(d) => format!(
             "datagen rows={} seed={}",
-            d.rows.map(|r| r.to_string()).unwrap_or_else(|| "unbounded".into()),
+            d.rows
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "unbounded".into()),
             d.seed
         ),
         crate::catalog::Connector::Stdout => "stdout".into(),
@@ -434,7 +480,14 @@ impl QueryPlan {
         let cols: Vec<String> = self
             .columns
             .iter()
-            .map(|c| format!("{} {}{}", c.name, display_arrow(&c.data_type), if c.key { " KEY" } else { "" }))
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    c.name,
+                    display_arrow(&c.data_type),
+                    if c.key { " KEY" } else { "" }
+                )
+            })
             .collect();
         let _ = writeln!(out, "Result [{}] ({})", self.kind, cols.join(", "));
         self.root.render(1, &mut out);

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::expr::column;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::logical_expr::Expr;
-use crate::expr::column;
 use datafusion::sql::sqlparser::ast::{AccessExpr, BinaryOperator, Expr as SqlExpr};
 use riffle_udfs::FunctionRegistry;
 
@@ -126,7 +126,11 @@ fn derived_name(e: &SqlExpr) -> Option<String> {
     match e {
         SqlExpr::Identifier(id) => Some(id.value.clone()),
         SqlExpr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()),
-        SqlExpr::BinaryOp { op: BinaryOperator::Arrow, right, .. } => match right.as_ref() {
+        SqlExpr::BinaryOp {
+            op: BinaryOperator::Arrow,
+            right,
+            ..
+        } => match right.as_ref() {
             SqlExpr::Identifier(id) => Some(id.value.clone()),
             SqlExpr::CompoundFieldAccess { access_chain, .. } => match access_chain.last() {
                 Some(AccessExpr::Dot(SqlExpr::Identifier(id))) => Some(id.value.clone()),
@@ -145,7 +149,10 @@ fn derived_name(e: &SqlExpr) -> Option<String> {
 
 fn is_dereference(e: &SqlExpr) -> bool {
     match e {
-        SqlExpr::BinaryOp { op: BinaryOperator::Arrow, .. } => true,
+        SqlExpr::BinaryOp {
+            op: BinaryOperator::Arrow,
+            ..
+        } => true,
         SqlExpr::CompoundFieldAccess { .. } => true,
         SqlExpr::Nested(inner) => is_dereference(inner),
         _ => false,
@@ -171,7 +178,11 @@ impl<'a> Planner<'a> {
                 name: c.name.clone(),
                 field: c.name.clone(),
                 data_type: c.data_type.clone(),
-                role: if c.key { ColumnRole::Key } else { ColumnRole::Value },
+                role: if c.key {
+                    ColumnRole::Key
+                } else {
+                    ColumnRole::Value
+                },
             });
         }
         if def.window.is_some() {
@@ -187,8 +198,14 @@ impl<'a> Planner<'a> {
 
     /// The layout of a relation's batches.
     pub fn source_schema(def: &SourceDef) -> StreamSchema {
-        let keys = def.key_columns().map(|c| field_of(&c.name, &c.data_type)).collect();
-        let values = def.value_columns().map(|c| field_of(&c.name, &c.data_type)).collect();
+        let keys = def
+            .key_columns()
+            .map(|c| field_of(&c.name, &c.data_type))
+            .collect();
+        let values = def
+            .value_columns()
+            .map(|c| field_of(&c.name, &c.data_type))
+            .collect();
         StreamSchema::new(keys, values, def.window.is_some(), def.kind)
     }
 
@@ -205,34 +222,63 @@ impl<'a> Planner<'a> {
             }
         }
         ambiguous.insert(ROWTIME.to_string());
-        taken.extend([ROWTIME, WINDOWSTART, WINDOWEND].iter().map(|s| s.to_string()));
-        let mut names = NameGenerator { next: 0, taken, ambiguous };
+        taken.extend(
+            [ROWTIME, WINDOWSTART, WINDOWEND]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let mut names = NameGenerator {
+            next: 0,
+            taken,
+            ambiguous,
+        };
 
         let is_aggregate = !q.group_by.is_empty()
             || q.projection.iter().any(|i| match i {
                 SelectItem::Expr { expr, .. } => contains_aggregate(expr, self.registry),
                 _ => false,
             })
-            || q.having.as_ref().is_some_and(|h| contains_aggregate(h, self.registry));
+            || q.having
+                .as_ref()
+                .is_some_and(|h| contains_aggregate(h, self.registry));
         let rel = self.plan_from(q, is_aggregate)?;
-        let Rel { mut node, scope, kind, keys, window, joined } = rel;
+        let Rel {
+            mut node,
+            scope,
+            kind,
+            keys,
+            window,
+            joined,
+        } = rel;
         let alias = q.from.qualifier().to_string();
         if let Some(w) = &q.selection {
             if contains_aggregate(w, self.registry) {
-                return Err(SqlError::semantic("aggregate functions are not allowed in WHERE; use HAVING"));
+                return Err(SqlError::semantic(
+                    "aggregate functions are not allowed in WHERE; use HAVING",
+                ));
             }
             let mut p = ExprPlanner::new(scope.clone(), self.registry);
             let predicate = p.plan_physical(w)?;
             if predicate.data_type != DataType::Boolean && predicate.data_type != DataType::Null {
-                return Err(SqlError::semantic(format!("WHERE must be a boolean expression, got {w}")));
+                return Err(SqlError::semantic(format!(
+                    "WHERE must be a boolean expression, got {w}"
+                )));
             }
-            node = PlanNode::Filter(FilterNode { input: Box::new(node), predicate, display: w.to_string() });
+            node = PlanNode::Filter(FilterNode {
+                input: Box::new(node),
+                predicate,
+                display: w.to_string(),
+            });
         }
         if q.window.is_some() && !is_aggregate {
-            return Err(SqlError::semantic("a WINDOW clause needs a GROUP BY aggregation"));
+            return Err(SqlError::semantic(
+                "a WINDOW clause needs a GROUP BY aggregation",
+            ));
         }
         if q.emit == Some(Emit::Final) && q.window.is_none() {
-            return Err(SqlError::semantic("EMIT FINAL is only supported for windowed aggregations"));
+            return Err(SqlError::semantic(
+                "EMIT FINAL is only supported for windowed aggregations",
+            ));
         }
         let items = self.expand(&q.projection, &scope, is_aggregate)?;
         if is_aggregate {
@@ -249,7 +295,9 @@ impl<'a> Planner<'a> {
             let p = planner.plan_physical(&item.expr)?;
             planned.push(p);
         }
-        self.finish_projection(node, items, planned, &keys, &mut names, kind, window, q, joined)
+        self.finish_projection(
+            node, items, planned, &keys, &mut names, kind, window, q, joined,
+        )
     }
 
     /// Plans the FROM clause: one relation, or a left-deep chain of joins.
@@ -289,9 +337,26 @@ impl<'a> Planner<'a> {
             if SYSTEM_FIELDS.contains(&c.field.as_str()) || c.field.starts_with("__JK") {
                 continue;
             }
-            let field = if rel.joined { c.field.clone() } else { format!("{alias}_{}", c.name) };
-            let role = if c.role == ColumnRole::System { ColumnRole::System } else { ColumnRole::Value };
-            out.push((ScopeColumn { qualifier: c.qualifier.clone(), name: c.name.clone(), field, data_type: c.data_type.clone(), role }, column(&c.field)));
+            let field = if rel.joined {
+                c.field.clone()
+            } else {
+                format!("{alias}_{}", c.name)
+            };
+            let role = if c.role == ColumnRole::System {
+                ColumnRole::System
+            } else {
+                ColumnRole::Value
+            };
+            out.push((
+                ScopeColumn {
+                    qualifier: c.qualifier.clone(),
+                    name: c.name.clone(),
+                    field,
+                    data_type: c.data_type.clone(),
+                    role,
+                },
+                column(&c.field),
+            ));
         }
         if !rel.joined {
             out.push((
@@ -336,7 +401,8 @@ impl<'a> Planner<'a> {
             exprs.push(p);
         }
         let in_schema = rel.node.schema().clone();
-        let schema = StreamSchema::new(key_fields, value_fields, in_schema.windowed, in_schema.kind);
+        let schema =
+            StreamSchema::new(key_fields, value_fields, in_schema.windowed, in_schema.kind);
         let project = PlanNode::Project(ProjectNode {
             input: Box::new(rel.node.clone()),
             exprs,
@@ -344,11 +410,19 @@ impl<'a> Planner<'a> {
             drop_null_keys: true,
             display,
         });
-        Ok(PlanNode::Exchange(ExchangeNode { input: Box::new(project) }))
+        Ok(PlanNode::Exchange(ExchangeNode {
+            input: Box::new(project),
+        }))
     }
 
     /// Plans one `JOIN` onto the relation built so far.
-    fn plan_join(&self, left: Rel, j: &crate::ast::Join, index: usize, first_alias: &str) -> Result<Rel> {
+    fn plan_join(
+        &self,
+        left: Rel,
+        j: &crate::ast::Join,
+        index: usize,
+        first_alias: &str,
+    ) -> Result<Rel> {
         use crate::ast::JoinKind;
         let rdef = self.catalog.require(&j.relation.name)?;
         let ralias = j.relation.qualifier().to_string();
@@ -361,22 +435,38 @@ impl<'a> Planner<'a> {
             }),
             scope: Self::source_scope(&rdef, &ralias),
             kind: rdef.kind,
-            keys: rdef.key_columns().map(|c| KeyGroup::column(&c.name, &c.name)).collect(),
+            keys: rdef
+                .key_columns()
+                .map(|c| KeyGroup::column(&c.name, &c.name))
+                .collect(),
             window: None,
             joined: false,
         };
-        let left_alias = if left.joined { String::new() } else { first_alias.to_string() };
+        let left_alias = if left.joined {
+            String::new()
+        } else {
+            first_alias.to_string()
+        };
         let mut on = &j.on;
         while let SqlExpr::Nested(inner) = on {
             on = inner;
         }
-        let SqlExpr::BinaryOp { left: a, op: BinaryOperator::Eq, right: b } = on else {
+        let SqlExpr::BinaryOp {
+            left: a,
+            op: BinaryOperator::Eq,
+            right: b,
+        } = on
+        else {
             return Err(SqlError::semantic(format!(
                 "join criteria must be an equality between the two sides, got {}",
                 j.on
             )));
         };
-        let plans = |e: &SqlExpr, scope: &Scope| ExprPlanner::new(scope.clone(), self.registry).plan(e).is_ok();
+        let plans = |e: &SqlExpr, scope: &Scope| {
+            ExprPlanner::new(scope.clone(), self.registry)
+                .plan(e)
+                .is_ok()
+        };
         let (lexpr, rexpr) = if plans(a, &left.scope) && plans(b, &right.scope) {
             (a.as_ref(), b.as_ref())
         } else if plans(b, &left.scope) && plans(a, &right.scope) {
@@ -394,7 +484,13 @@ impl<'a> Planner<'a> {
         if lkey.data_type != rkey.data_type {
             let common = crate::expr::wider(&lkey.data_type, &rkey.data_type);
             let cast = |p: PlannedExpr, scope: &Scope| -> Result<PlannedExpr> {
-                compile(Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(p.expr), common.clone())), scope)
+                compile(
+                    Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(p.expr),
+                        common.clone(),
+                    )),
+                    scope,
+                )
             };
             if lkey.data_type != common {
                 lkey = cast(lkey, &left.scope)?;
@@ -425,7 +521,9 @@ impl<'a> Planner<'a> {
             }
             (SourceKind::Stream, SourceKind::Table, None) => {
                 if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
-                    return Err(SqlError::semantic("stream-table joins support only INNER and LEFT joins"));
+                    return Err(SqlError::semantic(
+                        "stream-table joins support only INNER and LEFT joins",
+                    ));
                 }
                 JoinType::StreamTable
             }
@@ -442,13 +540,17 @@ impl<'a> Planner<'a> {
                     JoinType::TableTable
                 } else {
                     if matches!(j.kind, JoinKind::Right | JoinKind::Full) {
-                        return Err(SqlError::semantic("foreign-key joins support only INNER and LEFT joins"));
+                        return Err(SqlError::semantic(
+                            "foreign-key joins support only INNER and LEFT joins",
+                        ));
                     }
                     JoinType::ForeignKey
                 }
             }
             (_, _, Some(_)) => {
-                return Err(SqlError::semantic("WITHIN applies to stream-stream joins only"));
+                return Err(SqlError::semantic(
+                    "WITHIN applies to stream-stream joins only",
+                ));
             }
             (SourceKind::Table, SourceKind::Stream, _) => {
                 return Err(SqlError::semantic(
@@ -471,13 +573,23 @@ impl<'a> Planner<'a> {
             let mut key_fields = Vec::new();
             let mut groups = Vec::new();
             for k in &left.keys {
-                let c = left.scope.by_field(&k.canonical).cloned().ok_or_else(|| {
-                    SqlError::semantic("internal: left key column missing")
-                })?;
-                let field = if left.joined { c.field.clone() } else { format!("{left_alias}_{}", c.name) };
+                let c = left
+                    .scope
+                    .by_field(&k.canonical)
+                    .cloned()
+                    .ok_or_else(|| SqlError::semantic("internal: left key column missing"))?;
+                let field = if left.joined {
+                    c.field.clone()
+                } else {
+                    format!("{left_alias}_{}", c.name)
+                };
                 key_exprs.push((field.clone(), compile(column(&c.field), &left.scope)?));
                 key_fields.push(field_of(&field, &c.data_type));
-                scope.columns.push(ScopeColumn { role: ColumnRole::Key, field: field.clone(), ..c.clone() });
+                scope.columns.push(ScopeColumn {
+                    role: ColumnRole::Key,
+                    field: field.clone(),
+                    ..c.clone()
+                });
                 groups.push(KeyGroup::column(&field, &field));
             }
             let values: Vec<(ScopeColumn, Expr)> = left_cols
@@ -485,18 +597,33 @@ impl<'a> Planner<'a> {
                 .filter(|(c, _)| !key_fields.iter().any(|f| f.name() == &c.field))
                 .cloned()
                 .collect();
-            let node = self.join_input(&left, key_exprs, &values, Some(("__FK".to_string(), lkey.clone())))?;
+            let node = self.join_input(
+                &left,
+                key_exprs,
+                &values,
+                Some(("__FK".to_string(), lkey.clone())),
+            )?;
             for (c, _) in &values {
                 scope.columns.push(c.clone());
             }
             (node, groups, key_fields)
         } else {
-            let node = self.join_input(&left, vec![(jk.clone(), lkey.clone())], &left_cols, None)?;
+            let node =
+                self.join_input(&left, vec![(jk.clone(), lkey.clone())], &left_cols, None)?;
             let side_map = |rel: &Rel, alias: &str| -> std::collections::HashMap<String, String> {
                 rel.scope
                     .columns
                     .iter()
-                    .map(|c| (c.field.clone(), if rel.joined { c.field.clone() } else { format!("{alias}_{}", c.name) }))
+                    .map(|c| {
+                        (
+                            c.field.clone(),
+                            if rel.joined {
+                                c.field.clone()
+                            } else {
+                                format!("{alias}_{}", c.name)
+                            },
+                        )
+                    })
                     .collect()
             };
             let lmap = side_map(&left, &left_alias);
@@ -504,7 +631,11 @@ impl<'a> Planner<'a> {
             let mut equivalents = vec![remap(&lkey.expr, &lmap), remap(&rkey.expr, &rmap)];
             let mut candidates: Vec<String> = Vec::new();
             if j.kind != JoinKind::Full {
-                if let Some(g) = left.keys.iter().find(|g| g.equivalents.contains(&lkey.expr)) {
+                if let Some(g) = left
+                    .keys
+                    .iter()
+                    .find(|g| g.equivalents.contains(&lkey.expr))
+                {
                     for c in &g.candidates {
                         if let Some(f) = lmap.get(c) {
                             candidates.push(f.clone());
@@ -530,7 +661,10 @@ impl<'a> Planner<'a> {
                 .map(|c| c.name.clone())
                 .collect();
             let key_name = if taken.contains("ROWKEY") {
-                (1..).map(|i| format!("ROWKEY_{i}")).find(|n| !taken.contains(n)).unwrap_or_default()
+                (1..)
+                    .map(|i| format!("ROWKEY_{i}"))
+                    .find(|n| !taken.contains(n))
+                    .unwrap_or_default()
             } else {
                 "ROWKEY".to_string()
             };
@@ -539,18 +673,28 @@ impl<'a> Planner<'a> {
                 name: key_name.clone(),
                 field: jk.clone(),
                 data_type: lkey.data_type.clone(),
-                role: if synthetic { ColumnRole::Key } else { ColumnRole::System },
+                role: if synthetic {
+                    ColumnRole::Key
+                } else {
+                    ColumnRole::System
+                },
             });
             candidates.push(jk.clone());
             equivalents.push(column(&jk));
-            let group = KeyGroup { canonical: jk.clone(), candidates, equivalents, name: key_name.clone() };
+            let group = KeyGroup {
+                canonical: jk.clone(),
+                candidates,
+                equivalents,
+                name: key_name.clone(),
+            };
             for (c, _) in &left_cols {
                 scope.columns.push(c.clone());
             }
             let key_field = field_of(&jk, &lkey.data_type);
             (node, vec![group], vec![key_field])
         };
-        let right_node = self.join_input(&right, vec![(jk.clone(), rkey.clone())], &right_cols, None)?;
+        let right_node =
+            self.join_input(&right, vec![(jk.clone(), rkey.clone())], &right_cols, None)?;
         for (c, _) in &right_cols {
             scope.columns.push(c.clone());
         }
@@ -559,15 +703,25 @@ impl<'a> Planner<'a> {
             _ => vec![],
         };
         let left_values: Vec<Field> = if join_type == JoinType::ForeignKey {
-            left_values.into_iter().filter(|f| f.name() != "__FK").collect()
+            left_values
+                .into_iter()
+                .filter(|f| f.name() != "__FK")
+                .collect()
         } else {
             left_values
         };
-        let right_values: Vec<Field> = right_cols.iter().map(|(c, _)| field_of(&c.field, &c.data_type)).collect();
+        let right_values: Vec<Field> = right_cols
+            .iter()
+            .map(|(c, _)| field_of(&c.field, &c.data_type))
+            .collect();
         let mut values = left_values;
         values.extend(right_values);
         let schema = StreamSchema::new(key_fields, values, false, kind);
-        for (name, dt) in [(ROWTIME, DataType::Int64), (ROWPARTITION, DataType::Int32), (ROWOFFSET, DataType::Int64)] {
+        for (name, dt) in [
+            (ROWTIME, DataType::Int64),
+            (ROWPARTITION, DataType::Int32),
+            (ROWOFFSET, DataType::Int64),
+        ] {
             scope.columns.push(ScopeColumn {
                 qualifier: None,
                 name: name.to_string(),
@@ -584,11 +738,23 @@ impl<'a> Planner<'a> {
             schema,
             display: j.on.to_string(),
         });
-        Ok(Rel { node, scope, kind, keys, window: None, joined: true })
+        Ok(Rel {
+            node,
+            scope,
+            kind,
+            keys,
+            window: None,
+            joined: true,
+        })
     }
 
     /// Expands `*` and `alias.*` into column references.
-    fn expand(&self, projection: &[SelectItem], scope: &Scope, is_aggregate: bool) -> Result<Vec<Item>> {
+    fn expand(
+        &self,
+        projection: &[SelectItem],
+        scope: &Scope,
+        is_aggregate: bool,
+    ) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         for p in projection {
             match p {
@@ -599,17 +765,22 @@ impl<'a> Planner<'a> {
                     let q = match p {
                         SelectItem::QualifiedWildcard(q) => {
                             if !scope.is_qualifier(q) {
-                                return Err(SqlError::Unknown(format!("{q}.* refers to an unknown source {q}")));
+                                return Err(SqlError::Unknown(format!(
+                                    "{q}.* refers to an unknown source {q}"
+                                )));
                             }
                             Some(q.as_str())
                         }
                         _ => None,
                     };
                     for c in &scope.columns {
-                        if c.role == ColumnRole::System || (q.is_some() && c.qualifier.as_deref() != q) {
+                        if c.role == ColumnRole::System
+                            || (q.is_some() && c.qualifier.as_deref() != q)
+                        {
                             continue;
                         }
-                        let ident = datafusion::sql::sqlparser::ast::Ident::with_quote('`', c.name.clone());
+                        let ident =
+                            datafusion::sql::sqlparser::ast::Ident::with_quote('`', c.name.clone());
                         let expr = match &c.qualifier {
                             Some(q) => SqlExpr::CompoundIdentifier(vec![
                                 datafusion::sql::sqlparser::ast::Ident::with_quote('`', q.clone()),
@@ -618,8 +789,15 @@ impl<'a> Planner<'a> {
                             None => SqlExpr::Identifier(ident),
                         };
                         // Join columns are named `<alias>_<column>` (their physical field).
-                        let name = if c.field.starts_with("__") { c.name.clone() } else { c.field.clone() };
-                        items.push(Item { expr, name: Some(name) });
+                        let name = if c.field.starts_with("__") {
+                            c.name.clone()
+                        } else {
+                            c.field.clone()
+                        };
+                        items.push(Item {
+                            expr,
+                            name: Some(name),
+                        });
                     }
                 }
                 SelectItem::Expr { expr, alias } => {
@@ -627,20 +805,31 @@ impl<'a> Planner<'a> {
                         let mut planner = ExprPlanner::new(scope.clone(), self.registry);
                         let planned = planner.plan(base)?;
                         let DataType::Struct(fields) = planner.type_of(&planned)? else {
-                            return Err(SqlError::semantic(format!("{base}->* needs a STRUCT, and {base} is not one")));
+                            return Err(SqlError::semantic(format!(
+                                "{base}->* needs a STRUCT, and {base} is not one"
+                            )));
                         };
                         for f in fields.iter() {
-                            let field = datafusion::sql::sqlparser::ast::Ident::with_quote('`', f.name().clone());
+                            let field = datafusion::sql::sqlparser::ast::Ident::with_quote(
+                                '`',
+                                f.name().clone(),
+                            );
                             let expr = SqlExpr::BinaryOp {
                                 left: Box::new(base.clone()),
                                 op: BinaryOperator::Arrow,
                                 right: Box::new(SqlExpr::Identifier(field)),
                             };
-                            items.push(Item { expr, name: Some(f.name().clone()) });
+                            items.push(Item {
+                                expr,
+                                name: Some(f.name().clone()),
+                            });
                         }
                         continue;
                     }
-                    items.push(Item { expr: expr.clone(), name: alias.clone() })
+                    items.push(Item {
+                        expr: expr.clone(),
+                        name: alias.clone(),
+                    })
                 }
             }
         }
@@ -648,7 +837,12 @@ impl<'a> Planner<'a> {
     }
 
     /// `PARTITION BY`: the new key is the partitioning expressions; the old key becomes values.
-    fn plan_partition_by(&self, q: &Query, node: PlanNode, scope: Scope) -> Result<(PlanNode, Scope, Vec<KeyGroup>)> {
+    fn plan_partition_by(
+        &self,
+        q: &Query,
+        node: PlanNode,
+        scope: Scope,
+    ) -> Result<(PlanNode, Scope, Vec<KeyGroup>)> {
         let mut planner = ExprPlanner::new(scope.clone(), self.registry);
         let in_schema = node.schema().clone();
         let mut exprs = Vec::new();
@@ -671,21 +865,33 @@ impl<'a> Planner<'a> {
             exprs.push(p);
         }
         let mut values = Vec::new();
-        for c in scope.columns.iter().filter(|c| c.role != ColumnRole::System) {
+        for c in scope
+            .columns
+            .iter()
+            .filter(|c| c.role != ColumnRole::System)
+        {
             let p = planner.compile(column(c.field.as_str()))?;
             values.push(field_of(&c.field, &c.data_type));
             // Old key columns stay addressable by name unless the new key shadows them.
             let shadowed = new_scope.columns.iter().any(|k| k.name == c.name);
             new_scope.columns.push(ScopeColumn {
                 qualifier: c.qualifier.clone(),
-                name: if shadowed { format!("__OLD_{}", c.name) } else { c.name.clone() },
+                name: if shadowed {
+                    format!("__OLD_{}", c.name)
+                } else {
+                    c.name.clone()
+                },
                 field: c.field.clone(),
                 data_type: c.data_type.clone(),
                 role: ColumnRole::Value,
             });
             exprs.push(p);
         }
-        for c in scope.columns.iter().filter(|c| c.role == ColumnRole::System) {
+        for c in scope
+            .columns
+            .iter()
+            .filter(|c| c.role == ColumnRole::System)
+        {
             new_scope.columns.push(c.clone());
         }
         let schema = StreamSchema::new(keys, values, in_schema.windowed, in_schema.kind);
@@ -702,7 +908,13 @@ impl<'a> Planner<'a> {
             .filter(|c| c.role == ColumnRole::Key)
             .map(|c| KeyGroup::column(&c.field, &c.name))
             .collect();
-        Ok((PlanNode::Exchange(ExchangeNode { input: Box::new(project) }), new_scope, keys))
+        Ok((
+            PlanNode::Exchange(ExchangeNode {
+                input: Box::new(project),
+            }),
+            new_scope,
+            keys,
+        ))
     }
 
     /// Builds the final projection: key items first (in key order), then values.
@@ -727,16 +939,24 @@ impl<'a> Planner<'a> {
                     // A struct field's name is made unique against source columns and earlier
                     // items (`A->B` next to a column `B` becomes `B_1`).
                     Some(n) if is_dereference(&item.expr) => {
-                        let taken = |c: &str| names.taken.contains(c) || out_names.iter().any(|o| o == c);
+                        let taken =
+                            |c: &str| names.taken.contains(c) || out_names.iter().any(|o| o == c);
                         if taken(&n) {
-                            (1..).map(|i| format!("{n}_{i}")).find(|c| !taken(c)).unwrap_or(n)
+                            (1..)
+                                .map(|i| format!("{n}_{i}"))
+                                .find(|c| !taken(c))
+                                .unwrap_or(n)
                         } else {
                             n
                         }
                     }
                     // In joins a qualified column is named `<alias>_<column>`.
                     Some(n) => match &item.expr {
-                        SqlExpr::CompoundIdentifier(ids) if joined && ids.len() == 2 && names.ambiguous.contains(&ids[1].value) => {
+                        SqlExpr::CompoundIdentifier(ids)
+                            if joined
+                                && ids.len() == 2
+                                && names.ambiguous.contains(&ids[1].value) =>
+                        {
                             format!("{}_{}", ids[0].value, ids[1].value)
                         }
                         _ => n,
@@ -759,7 +979,9 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|g| {
                 g.candidates.iter().find_map(|cand| {
-                    planned.iter().position(|p| matches!(&p.expr, Expr::Column(c) if &c.name == cand))
+                    planned
+                        .iter()
+                        .position(|p| matches!(&p.expr, Expr::Column(c) if &c.name == cand))
                 })
             })
             .collect();
@@ -798,7 +1020,9 @@ impl<'a> Planner<'a> {
             })
             .collect();
         for (slot_idx, &i) in key_items.iter().flatten().enumerate() {
-            let expr = canonical[slot_idx].clone().unwrap_or_else(|| planned[i].clone());
+            let expr = canonical[slot_idx]
+                .clone()
+                .unwrap_or_else(|| planned[i].clone());
             keys.push(field_of(&out_names[i], &planned[i].data_type));
             columns.push(Column {
                 name: out_names[i].clone(),
@@ -842,6 +1066,7 @@ impl<'a> Planner<'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn plan_aggregate(
         &self,
         q: &Query,
@@ -859,14 +1084,18 @@ impl<'a> Planner<'a> {
             ));
         }
         if !q.partition_by.is_empty() {
-            return Err(SqlError::semantic("PARTITION BY cannot be combined with GROUP BY"));
+            return Err(SqlError::semantic(
+                "PARTITION BY cannot be combined with GROUP BY",
+            ));
         }
         let mut input_planner = ExprPlanner::new(input_scope.clone(), self.registry);
         let mut groups = Vec::new();
         let mut group_planned = Vec::new();
         for (i, g) in q.group_by.iter().enumerate() {
             if contains_aggregate(g, self.registry) {
-                return Err(SqlError::semantic(format!("GROUP BY {g} cannot contain an aggregate function")));
+                return Err(SqlError::semantic(format!(
+                    "GROUP BY {g} cannot contain an aggregate function"
+                )));
             }
             let e = input_planner.plan(g)?;
             let p = compile(e.clone(), &input_scope)?;
@@ -886,8 +1115,9 @@ impl<'a> Planner<'a> {
             });
         }
         if windowed {
-            post.columns.push(system(&alias, WINDOWSTART, DataType::Int64));
-            post.columns.push(system(&alias, WINDOWEND, DataType::Int64));
+            post.columns
+                .push(system(alias, WINDOWSTART, DataType::Int64));
+            post.columns.push(system(alias, WINDOWEND, DataType::Int64));
         }
         let uncoerced_groups: Vec<(Expr, String)> = q
             .group_by
@@ -895,7 +1125,11 @@ impl<'a> Planner<'a> {
             .zip(&groups)
             .map(|(g, (_, f))| Ok((input_planner.plan(g)?, f.clone())))
             .collect::<Result<_>>()?;
-        let agg_mode = AggMode { input: input_scope.clone(), groups: uncoerced_groups, calls: vec![] };
+        let agg_mode = AggMode {
+            input: input_scope.clone(),
+            groups: uncoerced_groups,
+            calls: vec![],
+        };
         let mut planner = ExprPlanner::for_aggregation(post.clone(), self.registry, agg_mode);
         let mut logical_items = Vec::new();
         for item in &items {
@@ -956,11 +1190,19 @@ impl<'a> Planner<'a> {
             drop_null_keys: true,
             display: pre_display,
         });
-        let exchanged = PlanNode::Exchange(ExchangeNode { input: Box::new(pre) });
-        let agg_keys: Vec<Field> =
-            groups.iter().zip(&group_planned).map(|((_, f), p)| field_of(f, &p.data_type)).collect();
-        let agg_values: Vec<Field> =
-            agg.calls.iter().map(|c| field_of(&c.field, &c.data_type)).collect();
+        let exchanged = PlanNode::Exchange(ExchangeNode {
+            input: Box::new(pre),
+        });
+        let agg_keys: Vec<Field> = groups
+            .iter()
+            .zip(&group_planned)
+            .map(|((_, f), p)| field_of(f, &p.data_type))
+            .collect();
+        let agg_values: Vec<Field> = agg
+            .calls
+            .iter()
+            .map(|c| field_of(&c.field, &c.data_type))
+            .collect();
         let agg_schema = StreamSchema::new(agg_keys, agg_values, windowed, SourceKind::Table);
         let emit = q.emit.unwrap_or(Emit::Changes);
         let mut root = PlanNode::Aggregate(AggregateNode {
@@ -973,13 +1215,23 @@ impl<'a> Planner<'a> {
         // The post-aggregation scope, now complete, in physical order: keys, aggregates, window
         // bounds, then system columns.
         let mut post_scope = planner.scope.clone();
-        let window_cols: Vec<ScopeColumn> =
-            post_scope.columns.iter().filter(|c| c.role == ColumnRole::System).cloned().collect();
+        let window_cols: Vec<ScopeColumn> = post_scope
+            .columns
+            .iter()
+            .filter(|c| c.role == ColumnRole::System)
+            .cloned()
+            .collect();
         post_scope.columns.retain(|c| c.role != ColumnRole::System);
         post_scope.columns.extend(window_cols);
-        post_scope.columns.push(system(&alias, ROWTIME, DataType::Int64));
-        post_scope.columns.push(system(&alias, ROWPARTITION, DataType::Int32));
-        post_scope.columns.push(system(&alias, ROWOFFSET, DataType::Int64));
+        post_scope
+            .columns
+            .push(system(alias, ROWTIME, DataType::Int64));
+        post_scope
+            .columns
+            .push(system(alias, ROWPARTITION, DataType::Int32));
+        post_scope
+            .columns
+            .push(system(alias, ROWOFFSET, DataType::Int64));
         if let Some(h) = having {
             let predicate = compile(h, &post_scope)?;
             root = PlanNode::Filter(FilterNode {
@@ -988,24 +1240,41 @@ impl<'a> Planner<'a> {
                 display: q.having.as_ref().map(|h| h.to_string()).unwrap_or_default(),
             });
         }
-        let planned: Vec<PlannedExpr> =
-            logical_items.into_iter().map(|e| compile(e, &post_scope)).collect::<Result<_>>()?;
+        let planned: Vec<PlannedExpr> = logical_items
+            .into_iter()
+            .map(|e| compile(e, &post_scope))
+            .collect::<Result<_>>()?;
         let key_groups: Vec<KeyGroup> = groups
             .iter()
             .zip(&q.group_by)
             .map(|((_, field), g)| KeyGroup::column(field, &g.to_string()))
             .collect();
         let window = q.window.as_ref().map(|w| match &w.kind {
-            WindowKind::Tumbling { size } => {
-                WindowInfo { window_type: WindowType::Tumbling, size_ms: Some(size.as_millis() as i64) }
-            }
-            WindowKind::Hopping { size, .. } => {
-                WindowInfo { window_type: WindowType::Hopping, size_ms: Some(size.as_millis() as i64) }
-            }
-            WindowKind::Session { .. } => WindowInfo { window_type: WindowType::Session, size_ms: None },
+            WindowKind::Tumbling { size } => WindowInfo {
+                window_type: WindowType::Tumbling,
+                size_ms: Some(size.as_millis() as i64),
+            },
+            WindowKind::Hopping { size, .. } => WindowInfo {
+                window_type: WindowType::Hopping,
+                size_ms: Some(size.as_millis() as i64),
+            },
+            WindowKind::Session { .. } => WindowInfo {
+                window_type: WindowType::Session,
+                size_ms: None,
+            },
         });
         let _ = Arc::new(());
-        self.finish_projection(root, items, planned, &key_groups, names, SourceKind::Table, window, q, joined)
+        self.finish_projection(
+            root,
+            items,
+            planned,
+            &key_groups,
+            names,
+            SourceKind::Table,
+            window,
+            q,
+            joined,
+        )
     }
 }
 

@@ -95,7 +95,9 @@ impl SqlType {
                     Box::new(SqlType::from_arrow(kv[1].data_type())?),
                 ),
                 other => {
-                    return Err(SqlError::Unsupported(format!("map entries of type {other}")));
+                    return Err(SqlError::Unsupported(format!(
+                        "map entries of type {other}"
+                    )));
                 }
             },
             DataType::Struct(fields) => SqlType::Struct(
@@ -111,7 +113,8 @@ impl SqlType {
     /// Parses a type from text, e.g. `ARRAY<STRUCT<A INT>>`.
     pub fn parse(text: &str) -> Result<SqlType> {
         let dialect = crate::dialect::RiffleDialect;
-        let mut parser = Parser::new(&dialect).with_tokens_with_locations(crate::parser::tokenize(text)?);
+        let mut parser =
+            Parser::new(&dialect).with_tokens_with_locations(crate::parser::tokenize(text)?);
         let ty = TypeParser::new(&mut parser)
             .parse()
             .map_err(crate::parser::syntax_error)?;
@@ -144,7 +147,9 @@ pub fn display_arrow(dt: &DataType) -> String {
 
 fn needs_quotes(name: &str) -> bool {
     name.is_empty()
-        || name.chars().any(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        || name
+            .chars()
+            .any(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
         || name.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
@@ -195,14 +200,19 @@ pub struct TypeParser<'a, 'b> {
 impl<'a, 'b> TypeParser<'a, 'b> {
     /// Wraps a parser positioned at the start of a type.
     pub fn new(parser: &'b mut Parser<'a>) -> Self {
-        TypeParser { parser, pending_gt: 0 }
+        TypeParser {
+            parser,
+            pending_gt: 0,
+        }
     }
 
     /// Parses one complete type.
     pub fn parse(mut self) -> Result<SqlType, ParserError> {
         let t = self.parse_type()?;
         if self.pending_gt > 0 {
-            return self.parser.expected("end of type", self.parser.peek_token());
+            return self
+                .parser
+                .expected("end of type", self.parser.peek_token());
         }
         Ok(t)
     }
@@ -298,7 +308,10 @@ impl<'a, 'b> TypeParser<'a, 'b> {
                 let mut fields = Vec::new();
                 let closes = |p: &Self| {
                     p.pending_gt > 0
-                        || matches!(p.parser.peek_token_ref().token, Token::Gt | Token::ShiftRight)
+                        || matches!(
+                            p.parser.peek_token_ref().token,
+                            Token::Gt | Token::ShiftRight
+                        )
                 };
                 if !closes(self) {
                     loop {
@@ -337,8 +350,14 @@ mod tests {
     fn nested_types_round_trip_through_text() {
         let t = SqlType::parse("ARRAY<MAP<STRING, STRUCT<a INT, `b` ARRAY<BIGINT>>>>").unwrap();
         let nested = SqlType::parse("STRUCT<A STRUCT<B ARRAY<INT>>, C INT>").unwrap();
-        assert_eq!(nested.to_string(), "STRUCT<A STRUCT<B ARRAY<INTEGER>>, C INTEGER>");
-        assert_eq!(t.to_string(), "ARRAY<MAP<STRING, STRUCT<A INTEGER, `b` ARRAY<BIGINT>>>>");
+        assert_eq!(
+            nested.to_string(),
+            "STRUCT<A STRUCT<B ARRAY<INTEGER>>, C INTEGER>"
+        );
+        assert_eq!(
+            t.to_string(),
+            "ARRAY<MAP<STRING, STRUCT<A INTEGER, `b` ARRAY<BIGINT>>>>"
+        );
         assert_eq!(SqlType::parse(&t.to_string()).unwrap(), t);
         assert_eq!(SqlType::from_arrow(&t.to_arrow()).unwrap(), t);
     }
@@ -346,6 +365,9 @@ mod tests {
     #[test]
     fn decimal_bounds_are_checked() {
         assert!(SqlType::parse("DECIMAL(2, 3)").is_err());
-        assert_eq!(SqlType::parse("decimal(4,2)").unwrap(), SqlType::Decimal(4, 2));
+        assert_eq!(
+            SqlType::parse("decimal(4,2)").unwrap(),
+            SqlType::Decimal(4, 2)
+        );
     }
 }

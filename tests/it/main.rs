@@ -1,1 +1,8 @@
-fn main(){}
+//! riffle's end-to-end tests (one test binary, see BUILD-NOTES: each extra binary relinks a large
+//! executable).
+
+mod cli;
+mod conformance;
+mod engine_api;
+mod examples;
+mod own_qtt;

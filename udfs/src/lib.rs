@@ -2,6 +2,8 @@
 //! functions that can retract and merge (for tables and session windows), and the registry the
 //! planner resolves names against.
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 pub mod errors;
 pub mod registry;

@@ -26,7 +26,10 @@ impl Default for FunctionRegistry {
 impl FunctionRegistry {
     /// A registry with every built-in function.
     pub fn builtin() -> Self {
-        let mut r = FunctionRegistry { scalars: BTreeMap::new(), aggregates: BTreeMap::new() };
+        let mut r = FunctionRegistry {
+            scalars: BTreeMap::new(),
+            aggregates: BTreeMap::new(),
+        };
         for f in scalar::functions() {
             r.register_scalar(f.name().to_string(), Arc::new(f));
         }
@@ -43,7 +46,10 @@ impl FunctionRegistry {
             ("NULLIF", df::core::nullif()),
             ("REGEXP_REPLACE", df::regex::regexp_replace()),
             ("REGEXP_LIKE", df::regex::regexp_like()),
-            ("ARRAY_LENGTH", datafusion::functions_nested::length::array_length_udf()),
+            (
+                "ARRAY_LENGTH",
+                datafusion::functions_nested::length::array_length_udf(),
+            ),
         ];
         for (name, f) in reused {
             r.register_scalar(name.to_string(), f);
@@ -90,7 +96,9 @@ impl FunctionRegistry {
 
     /// A description of an aggregate function, when it is one.
     pub fn aggregate_description(&self, name: &str) -> Option<&'static str> {
-        self.aggregates.get(&name.to_uppercase()).map(|a| a.description())
+        self.aggregates
+            .get(&name.to_uppercase())
+            .map(|a| a.description())
     }
 }
 

@@ -46,7 +46,7 @@ impl Hash for SimpleUdf {
 
 impl SimpleUdf {
     /// Builds a deterministic function taking between `min` and `max` arguments of any type.
-    pub fn new(
+    pub fn udf(
         name: &'static str,
         arity: (usize, usize),
         return_type: ReturnTypeFn,
@@ -55,8 +55,8 @@ impl SimpleUdf {
         Self::with_volatility(name, arity, return_type, invoke, Volatility::Immutable)
     }
 
-    /// Like [`SimpleUdf::new`] for functions whose result changes between calls (clock, random).
-    pub fn volatile(
+    /// Like [`SimpleUdf::udf`] for functions whose result changes between calls (clock, random).
+    pub fn volatile_udf(
         name: &'static str,
         arity: (usize, usize),
         return_type: ReturnTypeFn,
@@ -80,7 +80,13 @@ impl SimpleUdf {
             sigs.push(TypeSignature::Any(n));
         }
         let signature = Signature::one_of(sigs, volatility);
-        ScalarUDF::new_from_impl(SimpleUdf { name, signature, return_type, invoke, arity })
+        ScalarUDF::new_from_impl(SimpleUdf {
+            name,
+            signature,
+            return_type,
+            invoke,
+            arity,
+        })
     }
 
     /// The accepted number of arguments.
@@ -107,11 +113,17 @@ impl ScalarUDFImpl for SimpleUdf {
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         let consts: Vec<Option<ScalarValue>> =
             args.scalar_arguments.iter().map(|s| s.cloned()).collect();
         let dt = (self.return_type)(&types, &consts)?;
-        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(self.name, dt, true)))
+        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(
+            self.name, dt, true,
+        )))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

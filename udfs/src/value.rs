@@ -45,7 +45,9 @@ pub fn all_scalar(args: &[ColumnarValue]) -> bool {
 /// Wraps a result array, collapsing to a scalar when all inputs were scalars.
 pub fn result(array: ArrayRef, args: &[ColumnarValue]) -> Result<ColumnarValue> {
     if all_scalar(args) && !args.is_empty() && array.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?))
     } else {
         Ok(ColumnarValue::Array(array))
     }
@@ -83,7 +85,8 @@ pub fn map_scalar(
     } else {
         cast(&ScalarValue::iter_to_array(values.to_vec())?, value_type)?
     };
-    let DataType::Map(entries_field, sorted) = map_type(key_type.clone(), value_type.clone()) else {
+    let DataType::Map(entries_field, sorted) = map_type(key_type.clone(), value_type.clone())
+    else {
         unreachable!("map_type builds a map")
     };
     let DataType::Struct(fields) = entries_field.data_type().clone() else {
@@ -102,10 +105,18 @@ pub fn java_double(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if v.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let abs = v.abs();
     if (1e-3..1e7).contains(&abs) {
@@ -115,7 +126,11 @@ pub fn java_double(v: f64) -> String {
         // Rust's `{:e}` gives the shortest round-trip digits: "1.5e-4" / "1e10".
         let s = format!("{v:e}");
         let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_string()
+        } else {
+            format!("{mantissa}.0")
+        };
         format!("{mantissa}E{exp}")
     }
 }
@@ -178,7 +193,11 @@ mod chrono_like {
                 let digits: String = zone[1..].chars().filter(|c| c.is_ascii_digit()).collect();
                 if digits.len() == 4 || digits.len() == 2 {
                     let h: i64 = digits[..2].parse().ok()?;
-                    let m: i64 = if digits.len() == 4 { digits[2..].parse().ok()? } else { 0 };
+                    let m: i64 = if digits.len() == 4 {
+                        digits[2..].parse().ok()?
+                    } else {
+                        0
+                    };
                     return Some((&s[..t_pos + p], sign * (h * 3600 + m * 60)));
                 }
             }
@@ -186,7 +205,6 @@ mod chrono_like {
         Some((s, 0))
     }
 }
-
 
 /// The wider of two types, following ksqlDB's numeric widening (INT < BIGINT < DECIMAL < DOUBLE).
 pub fn wider(a: &DataType, b: &DataType) -> DataType {
@@ -201,13 +219,16 @@ pub fn wider(a: &DataType, b: &DataType) -> DataType {
             let int = (*p1 as i16 - *s1 as i16).max(*p2 as i16 - *s2 as i16);
             Decimal128(((int + s as i16).min(38)) as u8, s)
         }
-        (Decimal128(p, s), Int32) | (Int32, Decimal128(p, s)) => wider(&Decimal128(*p, *s), &Decimal128(10, 0)),
-        (Decimal128(p, s), Int64) | (Int64, Decimal128(p, s)) => wider(&Decimal128(*p, *s), &Decimal128(19, 0)),
+        (Decimal128(p, s), Int32) | (Int32, Decimal128(p, s)) => {
+            wider(&Decimal128(*p, *s), &Decimal128(10, 0))
+        }
+        (Decimal128(p, s), Int64) | (Int64, Decimal128(p, s)) => {
+            wider(&Decimal128(*p, *s), &Decimal128(19, 0))
+        }
         (Int64, Int32) | (Int32, Int64) => Int64,
         (x, _) => x.clone(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -220,6 +241,9 @@ mod tests {
         assert_eq!(java_double(0.0001), "1.0E-4");
         assert_eq!(java_double(123.456), "123.456");
         assert_eq!(java_double(-2.5e-7), "-2.5E-7");
-        assert_eq!(java_double(1.7976931348623157e308), "1.7976931348623157E308");
+        assert_eq!(
+            java_double(1.7976931348623157e308),
+            "1.7976931348623157E308"
+        );
     }
 }

@@ -31,14 +31,22 @@ pub fn b64_encode(b: &[u8]) -> String {
 pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
     let t = text.trim();
     let (mantissa, exp) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| format!("invalid decimal '{text}'"))?),
+        Some(i) => (
+            &t[..i],
+            t[i + 1..]
+                .parse::<i32>()
+                .map_err(|_| format!("invalid decimal '{text}'"))?,
+        ),
         None => (t, 0),
     };
     let neg = mantissa.starts_with('-');
     let m = mantissa.trim_start_matches(['-', '+']);
     let (int_part, frac_part) = m.split_once('.').unwrap_or((m, ""));
     if int_part.is_empty() && frac_part.is_empty()
-        || !int_part.chars().chain(frac_part.chars()).all(|c| c.is_ascii_digit())
+        || !int_part
+            .chars()
+            .chain(frac_part.chars())
+            .all(|c| c.is_ascii_digit())
     {
         return Err(format!("invalid decimal '{text}'"));
     }
@@ -47,7 +55,11 @@ pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, Strin
     let mut unscaled: i128 = digits.trim_start_matches('0').parse().unwrap_or(0);
     if frac_len < 0 {
         unscaled = unscaled
-            .checked_mul(10i128.checked_pow((-frac_len) as u32).ok_or("decimal out of range")?)
+            .checked_mul(
+                10i128
+                    .checked_pow((-frac_len) as u32)
+                    .ok_or("decimal out of range")?,
+            )
             .ok_or_else(|| format!("decimal '{text}' out of range"))?;
         frac_len = 0;
     }
@@ -64,7 +76,9 @@ pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, Strin
     };
     let limit = 10i128.pow(precision as u32);
     if value >= limit {
-        return Err(format!("decimal '{text}' does not fit DECIMAL({precision}, {scale})"));
+        return Err(format!(
+            "decimal '{text}' does not fit DECIMAL({precision}, {scale})"
+        ));
     }
     Ok(if neg { -value } else { value })
 }
@@ -76,7 +90,9 @@ fn as_i64(v: &Value) -> Result<i64, String> {
                 Ok(i)
             } else {
                 let text = n.to_string();
-                let f: f64 = text.parse().map_err(|_| format!("'{text}' is not an integer"))?;
+                let f: f64 = text
+                    .parse()
+                    .map_err(|_| format!("'{text}' is not an integer"))?;
                 if f.fract() == 0.0 && f.abs() < 9.2e18 {
                     Ok(f as i64)
                 } else {
@@ -84,15 +100,24 @@ fn as_i64(v: &Value) -> Result<i64, String> {
                 }
             }
         }
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| format!("'{s}' is not an integer")),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("'{s}' is not an integer")),
         other => Err(format!("cannot read {other} as an integer")),
     }
 }
 
 fn as_f64(v: &Value) -> Result<f64, String> {
     match v {
-        Value::Number(n) => n.to_string().parse::<f64>().map_err(|_| format!("'{n}' is not a number")),
-        Value::String(s) => s.trim().parse::<f64>().map_err(|_| format!("'{s}' is not a number")),
+        Value::Number(n) => n
+            .to_string()
+            .parse::<f64>()
+            .map_err(|_| format!("'{n}' is not a number")),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("'{s}' is not a number")),
         other => Err(format!("cannot read {other} as a number")),
     }
 }
@@ -116,7 +141,8 @@ fn as_text(v: &Value) -> String {
 fn as_millis(v: &Value) -> Result<i64, String> {
     match v {
         Value::String(s) if s.trim().parse::<i64>().is_err() => {
-            riffle_sql::expr::parse_partial_timestamp(s).ok_or_else(|| format!("'{s}' is not a timestamp"))
+            riffle_sql::expr::parse_partial_timestamp(s)
+                .ok_or_else(|| format!("'{s}' is not a timestamp"))
         }
         other => as_i64(other),
     }
@@ -145,7 +171,9 @@ pub fn to_scalar(v: Option<&Value>, dt: &DataType) -> Result<ScalarValue, String
         DataType::Boolean => ScalarValue::Boolean(Some(as_bool(v)?)),
         DataType::Int32 => {
             let i = as_i64(v)?;
-            ScalarValue::Int32(Some(i32::try_from(i).map_err(|_| format!("{i} does not fit INT"))?))
+            ScalarValue::Int32(Some(
+                i32::try_from(i).map_err(|_| format!("{i} does not fit INT"))?,
+            ))
         }
         DataType::Int64 => ScalarValue::Int64(Some(as_i64(v)?)),
         DataType::Float64 => ScalarValue::Float64(Some(as_f64(v)?)),
@@ -160,15 +188,23 @@ pub fn to_scalar(v: Option<&Value>, dt: &DataType) -> Result<ScalarValue, String
         DataType::Utf8 => ScalarValue::Utf8(Some(as_text(v))),
         DataType::Binary => match v {
             Value::String(s) => ScalarValue::Binary(Some(b64_decode(s)?)),
-            other => return Err(format!("cannot read {other} as BYTES (base64 text expected)")),
+            other => {
+                return Err(format!(
+                    "cannot read {other} as BYTES (base64 text expected)"
+                ));
+            }
         },
         DataType::Timestamp(TimeUnit::Millisecond, tz) => {
             ScalarValue::TimestampMillisecond(Some(as_millis(v)?), tz.clone())
         }
         DataType::Date32 => ScalarValue::Date32(Some(as_days(v)?)),
-        DataType::Time32(TimeUnit::Millisecond) => ScalarValue::Time32Millisecond(Some(as_i64(v)? as i32)),
+        DataType::Time32(TimeUnit::Millisecond) => {
+            ScalarValue::Time32Millisecond(Some(as_i64(v)? as i32))
+        }
         DataType::List(field) => {
-            let Value::Array(items) = v else { return Err(format!("cannot read {v} as an ARRAY")) };
+            let Value::Array(items) = v else {
+                return Err(format!("cannot read {v} as an ARRAY"));
+            };
             let vals = items
                 .iter()
                 .map(|i| to_scalar(Some(i), field.data_type()))
@@ -176,7 +212,9 @@ pub fn to_scalar(v: Option<&Value>, dt: &DataType) -> Result<ScalarValue, String
             ScalarValue::List(ScalarValue::new_list_nullable(&vals, field.data_type()))
         }
         DataType::Struct(fields) => {
-            let Value::Object(obj) = v else { return Err(format!("cannot read {v} as a STRUCT")) };
+            let Value::Object(obj) = v else {
+                return Err(format!("cannot read {v} as a STRUCT"));
+            };
             let mut arrays = Vec::with_capacity(fields.len());
             for f in fields.iter() {
                 let cell = lookup(obj, f.name());
@@ -188,12 +226,19 @@ pub fn to_scalar(v: Option<&Value>, dt: &DataType) -> Result<ScalarValue, String
             ScalarValue::Struct(Arc::new(sa))
         }
         DataType::Map(entries, _) => {
-            let Value::Object(obj) = v else { return Err(format!("cannot read {v} as a MAP")) };
-            let DataType::Struct(kv) = entries.data_type() else { return Err("bad map type".into()) };
+            let Value::Object(obj) = v else {
+                return Err(format!("cannot read {v} as a MAP"));
+            };
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Err("bad map type".into());
+            };
             let mut keys = Vec::new();
             let mut vals = Vec::new();
             for (k, item) in obj {
-                keys.push(to_scalar(Some(&Value::String(k.clone())), kv[0].data_type())?);
+                keys.push(to_scalar(
+                    Some(&Value::String(k.clone())),
+                    kv[0].data_type(),
+                )?);
                 vals.push(to_scalar(Some(item), kv[1].data_type())?);
             }
             riffle_udfs::value::map_scalar(&keys, &vals, kv[0].data_type(), kv[1].data_type())
@@ -205,11 +250,19 @@ pub fn to_scalar(v: Option<&Value>, dt: &DataType) -> Result<ScalarValue, String
 
 /// Finds a field in a JSON object: exact name first, then ignoring case.
 pub fn lookup<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 /// Builds one column from cells; rows that fail are reported as `(row, reason)` and get NULL.
-pub fn build_column(cells: &[Option<&Value>], dt: &DataType, errors: &mut Vec<(usize, String)>) -> ArrayRef {
+pub fn build_column(
+    cells: &[Option<&Value>],
+    dt: &DataType,
+    errors: &mut Vec<(usize, String)>,
+) -> ArrayRef {
     macro_rules! prim {
         ($builder:expr, $conv:expr) => {{
             let mut b = $builder;
@@ -236,19 +289,29 @@ pub fn build_column(cells: &[Option<&Value>], dt: &DataType, errors: &mut Vec<(u
         }),
         DataType::Int64 => prim!(Int64Builder::new(), as_i64),
         DataType::Float64 => prim!(Float64Builder::new(), as_f64),
-        DataType::Utf8 => prim!(StringBuilder::new(), |v: &Value| -> Result<String, String> { Ok(as_text(v)) }),
+        DataType::Utf8 => prim!(
+            StringBuilder::new(),
+            |v: &Value| -> Result<String, String> { Ok(as_text(v)) }
+        ),
         DataType::Binary => prim!(BinaryBuilder::new(), |v: &Value| match v {
             Value::String(s) => b64_decode(s),
-            other => Err(format!("cannot read {other} as BYTES (base64 text expected)")),
+            other => Err(format!(
+                "cannot read {other} as BYTES (base64 text expected)"
+            )),
         }),
-        DataType::Timestamp(TimeUnit::Millisecond, None) => prim!(TimestampMillisecondBuilder::new(), as_millis),
+        DataType::Timestamp(TimeUnit::Millisecond, None) => {
+            prim!(TimestampMillisecondBuilder::new(), as_millis)
+        }
         DataType::Date32 => prim!(Date32Builder::new(), as_days),
         DataType::Time32(TimeUnit::Millisecond) => {
-            prim!(Time32MillisecondBuilder::new(), |v: &Value| as_i64(v).map(|x| x as i32))
+            prim!(Time32MillisecondBuilder::new(), |v: &Value| as_i64(v)
+                .map(|x| x as i32))
         }
         DataType::Decimal128(p, s) => {
             let (p, s) = (*p, *s);
-            let builder = Decimal128Builder::new().with_precision_and_scale(p, s).unwrap_or_default();
+            let builder = Decimal128Builder::new()
+                .with_precision_and_scale(p, s)
+                .unwrap_or_default();
             prim!(builder, |v: &Value| {
                 let text = match v {
                     Value::Number(n) => n.to_string(),
@@ -274,7 +337,8 @@ pub fn build_column(cells: &[Option<&Value>], dt: &DataType, errors: &mut Vec<(u
             }
             match ScalarValue::iter_to_array(scalars) {
                 Ok(a) if a.data_type() == dt => a,
-                Ok(a) => datafusion::arrow::compute::cast(&a, dt).unwrap_or_else(|_| new_null_array(dt, cells.len())),
+                Ok(a) => datafusion::arrow::compute::cast(&a, dt)
+                    .unwrap_or_else(|_| new_null_array(dt, cells.len())),
                 Err(e) => {
                     for i in 0..cells.len() {
                         errors.push((i, e.to_string()));
@@ -304,7 +368,11 @@ mod tests {
     fn numeric_strings_are_coerced() {
         let v = Value::String("2".into());
         let mut errors = Vec::new();
-        let a = build_column(&[Some(&v), None, Some(&Value::String("x".into()))], &DataType::Int32, &mut errors);
+        let a = build_column(
+            &[Some(&v), None, Some(&Value::String("x".into()))],
+            &DataType::Int32,
+            &mut errors,
+        );
         assert_eq!(a.len(), 3);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].0, 2);

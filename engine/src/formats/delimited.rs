@@ -10,7 +10,16 @@ pub fn parse_line(line: &[u8], delimiter: char) -> Result<Vec<Option<String>>, S
         .from_reader(line);
     let mut rec = csv::StringRecord::new();
     match rdr.read_record(&mut rec) {
-        Ok(true) => Ok(rec.iter().map(|f| if f.is_empty() { None } else { Some(f.to_string()) }).collect()),
+        Ok(true) => Ok(rec
+            .iter()
+            .map(|f| {
+                if f.is_empty() {
+                    None
+                } else {
+                    Some(f.to_string())
+                }
+            })
+            .collect()),
         Ok(false) => Ok(vec![None]),
         Err(e) => Err(format!("invalid delimited data: {e}")),
     }
@@ -19,14 +28,18 @@ pub fn parse_line(line: &[u8], delimiter: char) -> Result<Vec<Option<String>>, S
 /// Whether a field needs quotes: CSV's minimal rule, plus (for the first field of a line) any
 /// leading character that is not a letter or digit.
 fn needs_quotes(s: &str, first: bool, delimiter: char) -> bool {
-    let Some(c) = s.chars().next() else { return first };
+    let Some(c) = s.chars().next() else {
+        return first;
+    };
     if first && !c.is_ascii_alphanumeric() {
         return true;
     }
     if c <= '#' {
         return true;
     }
-    if s.chars().any(|c| c == '\n' || c == '\r' || c == '"' || c == delimiter) {
+    if s.chars()
+        .any(|c| c == '\n' || c == '\r' || c == '"' || c == delimiter)
+    {
         return true;
     }
     s.chars().last().is_some_and(|c| c <= ' ')
@@ -61,7 +74,13 @@ mod tests {
         assert_eq!(write_line(&f(&["-1", "a", "1"]), ','), "\"-1\",a,1");
         assert_eq!(write_line(&f(&["a,b", "c"]), ','), "\"a,b\",c");
         assert_eq!(write_line(&[None, Some("x".into())], ','), ",x");
-        assert_eq!(parse_line(b"1,,three", ',').unwrap(), vec![Some("1".into()), None, Some("three".into())]);
-        assert_eq!(parse_line(b"\"a,b\"|c", '|').unwrap(), vec![Some("a,b".into()), Some("c".into())]);
+        assert_eq!(
+            parse_line(b"1,,three", ',').unwrap(),
+            vec![Some("1".into()), None, Some("three".into())]
+        );
+        assert_eq!(
+            parse_line(b"\"a,b\"|c", '|').unwrap(),
+            vec![Some("a,b".into()), Some("c".into())]
+        );
     }
 }

@@ -57,7 +57,10 @@ fn primitive_from_bytes(b: &[u8], dt: &DataType) -> Result<Value, String> {
         if b.len() == n {
             Ok(b)
         } else {
-            Err(format!("expected {n} bytes for a KAFKA-format {dt}, got {}", b.len()))
+            Err(format!(
+                "expected {n} bytes for a KAFKA-format {dt}, got {}",
+                b.len()
+            ))
         }
     };
     Ok(match dt {
@@ -71,9 +74,13 @@ fn primitive_from_bytes(b: &[u8], dt: &DataType) -> Result<Value, String> {
         }
         DataType::Float64 => {
             let v = f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| "bad length")?);
-            serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)
+            serde_json::Number::from_f64(v)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
         }
-        DataType::Utf8 => Value::String(String::from_utf8(b.to_vec()).map_err(|e| format!("invalid UTF-8: {e}"))?),
+        DataType::Utf8 => {
+            Value::String(String::from_utf8(b.to_vec()).map_err(|e| format!("invalid UTF-8: {e}"))?)
+        }
         DataType::Binary => Value::String(b64_encode(b)),
         other => return Err(format!("the KAFKA format does not support {other}")),
     })
@@ -91,7 +98,9 @@ fn cells_from_bytes(
         FormatKind::Kafka => match columns.len() {
             0 => Ok(vec![]),
             1 => Ok(vec![Some(primitive_from_bytes(bytes, &columns[0].1)?)]),
-            n => Err(format!("the KAFKA format supports one column, this relation has {n}")),
+            n => Err(format!(
+                "the KAFKA format supports one column, this relation has {n}"
+            )),
         },
         FormatKind::Delimited => {
             let fields = delimited::parse_line(bytes, format.delimiter)?;
@@ -115,21 +124,28 @@ fn cells_from_bytes(
                 return Ok(vec![Some(v)]);
             }
             match v {
-                Value::Object(obj) => Ok(columns.iter().map(|(n, _)| lookup(&obj, n).cloned()).collect()),
+                Value::Object(obj) => Ok(columns
+                    .iter()
+                    .map(|(n, _)| lookup(&obj, n).cloned())
+                    .collect()),
                 Value::Null => Ok(vec![None; columns.len()]),
                 other => Err(format!("expected a JSON object, got {other}")),
             }
         }
-        FormatKind::Avro | FormatKind::Protobuf | FormatKind::JsonSr => {
-            Err(format!("the {} format is not supported", format.kind.name()))
-        }
+        FormatKind::Avro | FormatKind::Protobuf | FormatKind::JsonSr => Err(format!(
+            "the {} format is not supported",
+            format.kind.name()
+        )),
     }
 }
 
 impl RecordDecoder {
     /// A decoder for a relation read by `query`.
     pub fn new(def: &SourceDef, schema: StreamSchema, query: &str) -> Result<Self, String> {
-        let key_types = def.key_columns().map(|c| (c.name.clone(), c.data_type.clone())).collect();
+        let key_types = def
+            .key_columns()
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect();
         let value_types = def
             .value_columns()
             .map(|c| (c.name.clone(), c.data_type.clone(), c.header.clone()))
@@ -137,11 +153,14 @@ impl RecordDecoder {
         let timestamp = match &def.timestamp {
             None => None,
             Some(col) => {
-                let idx = schema
-                    .arrow
-                    .index_of(col)
-                    .map_err(|_| format!("timestamp column {col} is not a column of {}", def.name))?;
-                let fmt = def.timestamp_format.as_deref().map(JavaFormat::new).transpose()?;
+                let idx = schema.arrow.index_of(col).map_err(|_| {
+                    format!("timestamp column {col} is not a column of {}", def.name)
+                })?;
+                let fmt = def
+                    .timestamp_format
+                    .as_deref()
+                    .map(JavaFormat::new)
+                    .transpose()?;
                 Some((idx, fmt))
             }
         };
@@ -192,12 +211,16 @@ impl RecordDecoder {
                             Err("windowed key is too short".to_string())
                         } else {
                             let (inner, tail) = k.split_at(k.len() - suffix);
-                            let read = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+                            let read =
+                                |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
                             window = if suffix == 16 {
                                 (read(&tail[8..16]), read(&tail[0..8]))
                             } else {
                                 let start = read(tail);
-                                (start, start + self.window.and_then(|w| w.size_ms).unwrap_or(0))
+                                (
+                                    start,
+                                    start + self.window.and_then(|w| w.size_ms).unwrap_or(0),
+                                )
                             };
                             k = inner;
                             cells_from_bytes(k, &self.key_format, &self.key_types, true)
@@ -209,7 +232,10 @@ impl RecordDecoder {
             };
             let (values, op) = match &r.value {
                 None => (Ok(vec![None; body_cols.len()]), ChangeOp::Delete),
-                Some(v) => (cells_from_bytes(v, &self.value_format, &body_cols, unwrap_single), ChangeOp::Insert),
+                Some(v) => (
+                    cells_from_bytes(v, &self.value_format, &body_cols, unwrap_single),
+                    ChangeOp::Insert,
+                ),
             };
             match (keys, values) {
                 (Ok(k), Ok(v)) => {
@@ -230,8 +256,12 @@ impl RecordDecoder {
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     errors.push(
-                        ErrorRecord::new(&self.query, ErrorKind::Deserialization, e)
-                            .with_record(&sr.topic, sr.partition, sr.offset, r),
+                        ErrorRecord::new(&self.query, ErrorKind::Deserialization, e).with_record(
+                            &sr.topic,
+                            sr.partition,
+                            sr.offset,
+                            r,
+                        ),
                     );
                 }
             }
@@ -247,8 +277,12 @@ impl RecordDecoder {
             columns.push(build_column(&refs, dt, &mut row_errors));
         }
         if self.schema.windowed {
-            columns.push(Arc::new(Int64Array::from_iter_values(windows.iter().map(|w| w.0))));
-            columns.push(Arc::new(Int64Array::from_iter_values(windows.iter().map(|w| w.1))));
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                windows.iter().map(|w| w.0),
+            )));
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                windows.iter().map(|w| w.1),
+            )));
         }
         let mut rowtime: Vec<i64> = kept.iter().map(|r| r.record.timestamp).collect();
         let mut bad: Vec<Option<String>> = vec![None; kept.len()];
@@ -268,8 +302,12 @@ impl RecordDecoder {
             }
         }
         columns.push(Arc::new(Int64Array::from(rowtime)));
-        columns.push(Arc::new(Int32Array::from_iter_values(kept.iter().map(|r| r.partition))));
-        columns.push(Arc::new(Int64Array::from_iter_values(kept.iter().map(|r| r.offset))));
+        columns.push(Arc::new(Int32Array::from_iter_values(
+            kept.iter().map(|r| r.partition),
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            kept.iter().map(|r| r.offset),
+        )));
         columns.push(Arc::new(Int8Array::from(ops)));
         let batch = match RecordBatch::try_new(self.schema.arrow.clone(), columns) {
             Ok(b) => b,
@@ -280,7 +318,10 @@ impl RecordDecoder {
                             .with_record(&sr.topic, sr.partition, sr.offset, &sr.record),
                     );
                 }
-                return Decoded { batch: RecordBatch::new_empty(self.schema.arrow.clone()), errors };
+                return Decoded {
+                    batch: RecordBatch::new_empty(self.schema.arrow.clone()),
+                    errors,
+                };
             }
         };
         if bad.iter().any(Option::is_some) {
@@ -293,8 +334,12 @@ impl RecordDecoder {
                         ErrorKind::Deserialization
                     };
                     errors.push(
-                        ErrorRecord::new(&self.query, kind, reason.clone())
-                            .with_record(&sr.topic, sr.partition, sr.offset, &sr.record),
+                        ErrorRecord::new(&self.query, kind, reason.clone()).with_record(
+                            &sr.topic,
+                            sr.partition,
+                            sr.offset,
+                            &sr.record,
+                        ),
                     );
                 }
             }
@@ -326,7 +371,11 @@ fn header_cell(r: &Record, spec: &HeaderSpec) -> Option<Value> {
 }
 
 /// Reads an event time from a column value: BIGINT millis, TIMESTAMP, or text in `fmt`.
-pub fn extract_timestamp(col: &ArrayRef, row: usize, fmt: Option<&JavaFormat>) -> Result<i64, String> {
+pub fn extract_timestamp(
+    col: &ArrayRef,
+    row: usize,
+    fmt: Option<&JavaFormat>,
+) -> Result<i64, String> {
     if col.is_null(row) {
         return Err("the timestamp column is NULL".into());
     }
@@ -335,14 +384,17 @@ pub fn extract_timestamp(col: &ArrayRef, row: usize, fmt: Option<&JavaFormat>) -
         DataType::Int32 => col.as_primitive::<Int32Type>().value(row) as i64,
         DataType::Float64 => col.as_primitive::<Float64Type>().value(row) as i64,
         DataType::Timestamp(..) => {
-            let c = datafusion::arrow::compute::cast(col, &DataType::Int64).map_err(|e| e.to_string())?;
+            let c = datafusion::arrow::compute::cast(col, &DataType::Int64)
+                .map_err(|e| e.to_string())?;
             c.as_primitive::<Int64Type>().value(row)
         }
         DataType::Utf8 => {
             let s = col.as_string::<i32>().value(row);
             match fmt {
                 Some(f) => f.parse_millis(s, &chrono_tz::Tz::UTC)?,
-                None => s.parse::<i64>().map_err(|_| format!("'{s}' is not epoch milliseconds"))?,
+                None => s
+                    .parse::<i64>()
+                    .map_err(|_| format!("'{s}' is not epoch milliseconds"))?,
             }
         }
         other => return Err(format!("a {other} column cannot hold event time")),
@@ -374,8 +426,16 @@ impl RecordEncoder {
             value_format: def.value_format.clone(),
             key_count: schema.key_count,
             value_count: schema.value_count,
-            value_names: schema.value_fields().iter().map(|f| f.name().clone()).collect(),
-            key_names: schema.key_fields().iter().map(|f| f.name().clone()).collect(),
+            value_names: schema
+                .value_fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+            key_names: schema
+                .key_fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
             window: def.window,
             kind: def.kind,
         };
@@ -417,20 +477,35 @@ impl RecordEncoder {
                     return Ok(None);
                 }
                 Ok(Some(match a.data_type() {
-                    DataType::Int32 => a.as_primitive::<Int32Type>().value(row).to_be_bytes().to_vec(),
-                    DataType::Int64 => a.as_primitive::<Int64Type>().value(row).to_be_bytes().to_vec(),
-                    DataType::Float64 => a.as_primitive::<Float64Type>().value(row).to_be_bytes().to_vec(),
+                    DataType::Int32 => a
+                        .as_primitive::<Int32Type>()
+                        .value(row)
+                        .to_be_bytes()
+                        .to_vec(),
+                    DataType::Int64 => a
+                        .as_primitive::<Int64Type>()
+                        .value(row)
+                        .to_be_bytes()
+                        .to_vec(),
+                    DataType::Float64 => a
+                        .as_primitive::<Float64Type>()
+                        .value(row)
+                        .to_be_bytes()
+                        .to_vec(),
                     DataType::Utf8 => a.as_string::<i32>().value(row).as_bytes().to_vec(),
                     DataType::Binary => a.as_binary::<i32>().value(row).to_vec(),
                     other => return Err(format!("the KAFKA format does not support {other}")),
                 }))
             }
             FormatKind::Delimited => {
-                let fields: Vec<Option<String>> = cols.iter().map(|c| text::plain_text(c, row)).collect();
+                let fields: Vec<Option<String>> =
+                    cols.iter().map(|c| text::plain_text(c, row)).collect();
                 if cols.len() == 1 && fields[0].is_none() {
                     return Ok(None);
                 }
-                Ok(Some(delimited::write_line(&fields, format.delimiter).into_bytes()))
+                Ok(Some(
+                    delimited::write_line(&fields, format.delimiter).into_bytes(),
+                ))
             }
             FormatKind::Json | FormatKind::DebeziumJson => {
                 let mut out = String::new();
@@ -458,13 +533,26 @@ impl RecordEncoder {
     }
 
     /// Encodes the key of a row (with the window suffix for windowed relations).
-    pub fn encode_key(&self, batch: &RecordBatch, row: usize, window: Option<(i64, i64)>) -> Result<Option<Vec<u8>>, String> {
-        let all_null = self.key_count > 1 && (0..self.key_count).all(|c| batch.column(c).is_null(row));
+    pub fn encode_key(
+        &self,
+        batch: &RecordBatch,
+        row: usize,
+        window: Option<(i64, i64)>,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let all_null =
+            self.key_count > 1 && (0..self.key_count).all(|c| batch.column(c).is_null(row));
         let inner = if all_null {
             // A compound key whose every column is NULL is a null key.
             None
         } else {
-            self.encode_part(batch, row, 0..self.key_count, &self.key_names, &self.key_format, true)?
+            self.encode_part(
+                batch,
+                row,
+                0..self.key_count,
+                &self.key_names,
+                &self.key_format,
+                true,
+            )?
         };
         match (self.window, window) {
             (Some(w), Some((start, end))) => {

@@ -16,7 +16,11 @@ pub fn decimal_text(v: i128, scale: i8) -> String {
     let neg = v < 0;
     let digits = v.unsigned_abs().to_string();
     let s = scale as usize;
-    let padded = if digits.len() <= s { format!("{}{}", "0".repeat(s - digits.len() + 1), digits) } else { digits };
+    let padded = if digits.len() <= s {
+        format!("{}{}", "0".repeat(s - digits.len() + 1), digits)
+    } else {
+        digits
+    };
     let (i, f) = padded.split_at(padded.len() - s);
     format!("{}{i}.{f}", if neg { "-" } else { "" })
 }
@@ -32,7 +36,11 @@ pub fn write_json(out: &mut String, a: &ArrayRef, i: usize) {
         return;
     }
     match a.data_type() {
-        DataType::Boolean => out.push_str(if a.as_boolean().value(i) { "true" } else { "false" }),
+        DataType::Boolean => out.push_str(if a.as_boolean().value(i) {
+            "true"
+        } else {
+            "false"
+        }),
         DataType::Int8 => out.push_str(&a.as_primitive::<Int8Type>().value(i).to_string()),
         DataType::Int16 => out.push_str(&a.as_primitive::<Int16Type>().value(i).to_string()),
         DataType::Int32 => out.push_str(&a.as_primitive::<Int32Type>().value(i).to_string()),
@@ -40,17 +48,28 @@ pub fn write_json(out: &mut String, a: &ArrayRef, i: usize) {
         DataType::UInt64 => out.push_str(&a.as_primitive::<UInt64Type>().value(i).to_string()),
         DataType::Float64 => {
             let v = a.as_primitive::<Float64Type>().value(i);
-            if v.is_finite() { out.push_str(&java_double(v)) } else { json_string(out, &java_double(v)) }
+            if v.is_finite() {
+                out.push_str(&java_double(v))
+            } else {
+                json_string(out, &java_double(v))
+            }
         }
-        DataType::Float32 => out.push_str(&java_double(a.as_primitive::<Float32Type>().value(i) as f64)),
-        DataType::Decimal128(_, s) => out.push_str(&decimal_text(a.as_primitive::<Decimal128Type>().value(i), *s)),
+        DataType::Float32 => {
+            out.push_str(&java_double(a.as_primitive::<Float32Type>().value(i) as f64))
+        }
+        DataType::Decimal128(_, s) => out.push_str(&decimal_text(
+            a.as_primitive::<Decimal128Type>().value(i),
+            *s,
+        )),
         DataType::Utf8 => json_string(out, a.as_string::<i32>().value(i)),
         DataType::LargeUtf8 => json_string(out, a.as_string::<i64>().value(i)),
         DataType::Utf8View => json_string(out, a.as_string_view().value(i)),
         DataType::Binary => json_string(out, &b64_encode(a.as_binary::<i32>().value(i))),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            out.push_str(&a.as_primitive::<TimestampMillisecondType>().value(i).to_string())
-        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => out.push_str(
+            &a.as_primitive::<TimestampMillisecondType>()
+                .value(i)
+                .to_string(),
+        ),
         DataType::Timestamp(_, _) | DataType::Date64 | DataType::Time64(_) => {
             let c = datafusion::arrow::compute::cast(a, &DataType::Int64);
             match c {
@@ -59,9 +78,11 @@ pub fn write_json(out: &mut String, a: &ArrayRef, i: usize) {
             }
         }
         DataType::Date32 => out.push_str(&a.as_primitive::<Date32Type>().value(i).to_string()),
-        DataType::Time32(TimeUnit::Millisecond) => {
-            out.push_str(&a.as_primitive::<Time32MillisecondType>().value(i).to_string())
-        }
+        DataType::Time32(TimeUnit::Millisecond) => out.push_str(
+            &a.as_primitive::<Time32MillisecondType>()
+                .value(i)
+                .to_string(),
+        ),
         DataType::List(_) => {
             let inner = a.as_list::<i32>().value(i);
             out.push('[');

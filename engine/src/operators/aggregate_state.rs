@@ -60,8 +60,11 @@ impl AggregateState {
             .iter()
             .map(|s| s.func.create(&s.arg_types, &s.params))
             .collect::<datafusion::common::Result<Vec<_>>>()?;
-        let fields: Vec<SortField> =
-            input.key_fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        let fields: Vec<SortField> = input
+            .key_fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
         Ok(AggregateState {
             specs: specs.to_vec(),
             accs,
@@ -149,7 +152,11 @@ impl AggregateState {
 
     /// Current aggregate values of `groups`, one array per aggregate.
     pub fn evaluate(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
-        Ok(self.accs.iter().map(|a| a.evaluate(groups)).collect::<datafusion::common::Result<_>>()?)
+        Ok(self
+            .accs
+            .iter()
+            .map(|a| a.evaluate(groups))
+            .collect::<datafusion::common::Result<_>>()?)
     }
 
     /// Approximate bytes of state.
@@ -167,9 +174,11 @@ impl AggregateState {
     ) -> Result<RecordBatch> {
         let key_rows: Vec<_> = rows
             .iter()
-            .map(|r| self.keys[r.group].as_ref().map(|k| k.row()).ok_or_else(|| {
-                crate::error::EngineError::DataFusion("internal: group without key".into())
-            }))
+            .map(|r| {
+                self.keys[r.group].as_ref().map(|k| k.row()).ok_or_else(|| {
+                    crate::error::EngineError::DataFusion("internal: group without key".into())
+                })
+            })
             .collect::<Result<_>>()?;
         let mut columns = self.converter.convert_rows(key_rows)?;
         for (i, _) in self.specs.iter().enumerate() {
@@ -191,13 +200,21 @@ impl AggregateState {
             columns.push(interleave(&[old_arr, new[i].as_ref()], &indices)?);
         }
         if schema.windowed {
-            columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.window.0))));
-            columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.window.1))));
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.window.0),
+            )));
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.window.1),
+            )));
         }
-        columns.push(Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.rowtime))));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.rowtime),
+        )));
         columns.push(Arc::new(Int32Array::from(vec![0; rows.len()])));
         columns.push(Arc::new(Int64Array::from(vec![0; rows.len()])));
-        columns.push(Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.op as i8))));
+        columns.push(Arc::new(Int8Array::from_iter_values(
+            rows.iter().map(|r| r.op as i8),
+        )));
         Ok(RecordBatch::try_new(schema.arrow.clone(), columns)?)
     }
 
@@ -209,11 +226,29 @@ impl AggregateState {
         for (j, (&(g, window), &live)) in touched.iter().zip(was_live).enumerate() {
             let rowtime = self.max_ts[g];
             if live {
-                out.push(OutRow { group: g, op: ChangeOp::UpdateBefore, values: Source::Old(old_idx), window, rowtime });
-                out.push(OutRow { group: g, op: ChangeOp::UpdateAfter, values: Source::New(j), window, rowtime });
+                out.push(OutRow {
+                    group: g,
+                    op: ChangeOp::UpdateBefore,
+                    values: Source::Old(old_idx),
+                    window,
+                    rowtime,
+                });
+                out.push(OutRow {
+                    group: g,
+                    op: ChangeOp::UpdateAfter,
+                    values: Source::New(j),
+                    window,
+                    rowtime,
+                });
                 old_idx += 1;
             } else {
-                out.push(OutRow { group: g, op: ChangeOp::Insert, values: Source::New(j), window, rowtime });
+                out.push(OutRow {
+                    group: g,
+                    op: ChangeOp::Insert,
+                    values: Source::New(j),
+                    window,
+                    rowtime,
+                });
             }
             self.live[g] = true;
         }

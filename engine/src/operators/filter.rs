@@ -22,7 +22,11 @@ pub struct FilterOp {
 impl FilterOp {
     /// A filter over batches whose change-kind column is at `op_index`.
     pub fn new(predicate: Arc<dyn PhysicalExpr>, is_stream: bool, op_index: usize) -> Self {
-        FilterOp { predicate, is_stream, op_index }
+        FilterOp {
+            predicate,
+            is_stream,
+            op_index,
+        }
     }
 }
 
@@ -33,14 +37,18 @@ impl Operator for FilterOp {
 
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         let result = evaluate(&self.predicate, &batch, ctx)?;
-        let mask = result.as_boolean_opt().cloned().unwrap_or_else(|| {
-            BooleanArray::from(vec![false; batch.num_rows()])
-        });
+        let mask = result
+            .as_boolean_opt()
+            .cloned()
+            .unwrap_or_else(|| BooleanArray::from(vec![false; batch.num_rows()]));
         // NULL means "not true".
         let mask: BooleanArray = mask.iter().map(|v| Some(v == Some(true))).collect();
         let mask = if self.is_stream {
             let ops = ops_of(&batch, self.op_index);
-            let live: BooleanArray = ops.iter().map(|o| Some(o != Some(ChangeOp::Delete as i8))).collect();
+            let live: BooleanArray = ops
+                .iter()
+                .map(|o| Some(o != Some(ChangeOp::Delete as i8)))
+                .collect();
             and(&mask, &live)?
         } else {
             mask

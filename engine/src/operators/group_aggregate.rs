@@ -42,7 +42,10 @@ impl Operator for GroupAggregateOp {
         let kc = self.input.key_count;
         let ops = ops_of(&batch, self.input.op());
         let is_stream = self.input.kind == riffle_sql::ast::SourceKind::Stream;
-        let keys = self.state.converter.convert_columns(&batch.columns()[..kc])?;
+        let keys = self
+            .state
+            .converter
+            .convert_columns(&batch.columns()[..kc])?;
         let mut rows = Vec::with_capacity(batch.num_rows());
         let mut groups = Vec::with_capacity(batch.num_rows());
         let mut touched: Vec<(usize, (i64, i64))> = Vec::new();
@@ -72,23 +75,40 @@ impl Operator for GroupAggregateOp {
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        let live_groups: Vec<usize> =
-            touched.iter().zip(&was_live).filter(|(_, l)| **l).map(|((g, _), _)| *g).collect();
+        let live_groups: Vec<usize> = touched
+            .iter()
+            .zip(&was_live)
+            .filter(|(_, l)| **l)
+            .map(|((g, _), _)| *g)
+            .collect();
         let old = self.state.evaluate(&live_groups)?;
         let rows = UInt32Array::from(rows);
-        let retract: Option<BooleanArray> = (!is_stream)
-            .then(|| rows.values().iter().map(|&r| Some(is_retraction(ops.value(r as usize)))).collect());
+        let retract: Option<BooleanArray> = (!is_stream).then(|| {
+            rows.values()
+                .iter()
+                .map(|&r| Some(is_retraction(ops.value(r as usize))))
+                .collect()
+        });
         let rowtimes = batch
             .column(self.input.rowtime())
             .as_any()
             .downcast_ref::<Int64Array>()
             .cloned()
             .unwrap_or_else(|| Int64Array::from(vec![0; batch.num_rows()]));
-        self.state.update(&batch, kc, &rows, &groups, retract.as_ref(), &rowtimes)?;
+        self.state
+            .update(&batch, kc, &rows, &groups, retract.as_ref(), &rowtimes)?;
         let touched_groups: Vec<usize> = touched.iter().map(|(g, _)| *g).collect();
         let new = self.state.evaluate(&touched_groups)?;
         let out_rows = self.state.changes(&touched, &was_live);
-        ctx.metrics.state_bytes.store(self.state.size() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(vec![self.state.build(&self.output, &out_rows, &old, &new)?])
+        ctx.metrics.state_bytes.store(
+            self.state.size() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(vec![self.state.build(
+            &self.output,
+            &out_rows,
+            &old,
+            &new,
+        )?])
     }
 }

@@ -6,13 +6,13 @@ pub mod aggregate_state;
 pub mod filter;
 pub mod group_aggregate;
 pub mod join_rows;
-pub mod stream_stream_join;
-pub mod stream_table_join;
-pub mod table_table_join;
 pub mod project;
 pub mod session_window;
 pub mod sink;
+pub mod stream_stream_join;
+pub mod stream_table_join;
 pub mod table_source;
+pub mod table_table_join;
 pub mod window_aggregate;
 
 use std::sync::Arc;
@@ -49,7 +49,8 @@ impl OpContext {
     /// Reports function errors raised while evaluating expressions, with the row's coordinates.
     pub fn report_function_errors(&self, messages: Vec<String>) {
         for m in messages {
-            self.log.report(ErrorRecord::new(&self.query, ErrorKind::Function, m));
+            self.log
+                .report(ErrorRecord::new(&self.query, ErrorKind::Function, m));
         }
     }
 }
@@ -61,7 +62,12 @@ pub trait Operator: Send {
     /// Processes one batch, returning output batches.
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>>;
     /// Processes a batch that arrived on input `side` (0 = left, 1 = right; joins only).
-    fn process_side(&mut self, _side: usize, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+    fn process_side(
+        &mut self,
+        _side: usize,
+        batch: RecordBatch,
+        ctx: &mut OpContext,
+    ) -> Result<Vec<RecordBatch>> {
         self.process(batch, ctx)
     }
     /// The watermark advanced to `wm`: close windows, fire timers.
@@ -90,7 +96,12 @@ impl Chain {
         Chain { ops }
     }
 
-    fn push(&mut self, from: usize, batches: Vec<RecordBatch>, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+    fn push(
+        &mut self,
+        from: usize,
+        batches: Vec<RecordBatch>,
+        ctx: &mut OpContext,
+    ) -> Result<Vec<RecordBatch>> {
         let mut current = batches;
         for op in self.ops.iter_mut().skip(from) {
             let mut next = Vec::new();
@@ -112,8 +123,15 @@ impl Chain {
 
     /// Runs a batch that arrived on input `side` through every operator (the first operator
     /// sees the side).
-    pub fn process_side(&mut self, side: usize, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
-        let Some(first) = self.ops.first_mut() else { return Ok(vec![batch]) };
+    pub fn process_side(
+        &mut self,
+        side: usize,
+        batch: RecordBatch,
+        ctx: &mut OpContext,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(first) = self.ops.first_mut() else {
+            return Ok(vec![batch]);
+        };
         let out = first.process_side(side, batch, ctx)?;
         self.push(1, out, ctx)
     }
@@ -159,9 +177,16 @@ pub fn ops_of(batch: &RecordBatch, op_index: usize) -> Int8Array {
 
 /// Evaluates an expression over a batch; when the batch fails as a whole, evaluates row by row so
 /// only failing rows become NULL (each reported), as ksqlDB does for per-row function errors.
-pub fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch, ctx: &OpContext) -> Result<ArrayRef> {
+pub fn evaluate(
+    expr: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+    ctx: &OpContext,
+) -> Result<ArrayRef> {
     riffle_udfs::errors::drain();
-    match expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())) {
+    match expr
+        .evaluate(batch)
+        .and_then(|v| v.into_array(batch.num_rows()))
+    {
         Ok(a) => {
             let errs = riffle_udfs::errors::drain();
             ctx.report_function_errors(errs);
@@ -175,7 +200,11 @@ pub fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch, ctx: &OpConte
                 match expr.evaluate(&row).and_then(|v| v.into_array(1)) {
                     Ok(a) => parts.push(a),
                     Err(e) => {
-                        ctx.report(ErrorRecord::new(&ctx.query, ErrorKind::Function, format!("{expr}: {e}")));
+                        ctx.report(ErrorRecord::new(
+                            &ctx.query,
+                            ErrorKind::Function,
+                            format!("{expr}: {e}"),
+                        ));
                         parts.push(datafusion::arrow::array::new_null_array(&dt, 1));
                     }
                 }

@@ -27,7 +27,12 @@ impl ProjectOp {
         output: StreamSchema,
         drop_null_keys: bool,
     ) -> Self {
-        ProjectOp { exprs, input, output, drop_null_keys }
+        ProjectOp {
+            exprs,
+            input,
+            output,
+            drop_null_keys,
+        }
     }
 }
 
@@ -40,7 +45,11 @@ impl Operator for ProjectOp {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.output.arrow.fields().len());
         for (e, f) in self.exprs.iter().zip(self.output.arrow.fields()) {
             let a = evaluate(e, &batch, ctx)?;
-            let a = if a.data_type() == f.data_type() { a } else { cast(&a, f.data_type())? };
+            let a = if a.data_type() == f.data_type() {
+                a
+            } else {
+                cast(&a, f.data_type())?
+            };
             columns.push(a);
         }
         if let (Some(ws), true) = (self.input.window_start(), self.output.windowed) {

@@ -62,7 +62,8 @@ impl SessionWindowOp {
     }
 
     fn expired(&self, end: i64) -> bool {
-        self.watermark != i64::MIN && end.saturating_add(self.gap).saturating_add(self.grace) < self.watermark
+        self.watermark != i64::MIN
+            && end.saturating_add(self.gap).saturating_add(self.grace) < self.watermark
     }
 
     /// Removes (and for EMIT FINAL, emits) every closed session.
@@ -115,19 +116,27 @@ impl Operator for SessionWindowOp {
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         let kc = self.input.key_count;
         let ops = ops_of(&batch, self.input.op());
-        let times = batch.column(self.input.rowtime()).as_primitive::<Int64Type>().clone();
-        let keys = self.state.converter.convert_columns(&batch.columns()[..kc])?;
+        let times = batch
+            .column(self.input.rowtime())
+            .as_primitive::<Int64Type>()
+            .clone();
+        let keys = self
+            .state
+            .converter
+            .convert_columns(&batch.columns()[..kc])?;
         let mut outputs = Vec::new();
         for i in 0..batch.num_rows() {
-            if ops.value(i) == ChangeOp::Delete as i8 || ops.value(i) == ChangeOp::UpdateBefore as i8 {
+            if ops.value(i) == ChangeOp::Delete as i8
+                || ops.value(i) == ChangeOp::UpdateBefore as i8
+            {
                 continue;
             }
             let ts = times.value(i);
             let key = keys.row(i).owned();
             let list = self.sessions.remove(&key).unwrap_or_default();
-            let (overlap, keep): (Vec<Session>, Vec<Session>) = list
-                .into_iter()
-                .partition(|s| !self.expired(s.end) && s.end >= ts - self.gap && s.start <= ts + self.gap);
+            let (overlap, keep): (Vec<Session>, Vec<Session>) = list.into_iter().partition(|s| {
+                !self.expired(s.end) && s.end >= ts - self.gap && s.start <= ts + self.gap
+            });
             let start = overlap.iter().map(|s| s.start).min().unwrap_or(ts).min(ts);
             let end = overlap.iter().map(|s| s.end).max().unwrap_or(ts).max(ts);
             if self.expired(end) {
@@ -137,7 +146,10 @@ impl Operator for SessionWindowOp {
                 let mut e = ErrorRecord::new(
                     &ctx.query,
                     ErrorKind::LateRow,
-                    format!("row at event time {ts} arrived after its session closed (watermark {})", self.watermark),
+                    format!(
+                        "row at event time {ts} arrived after its session closed (watermark {})",
+                        self.watermark
+                    ),
                 );
                 e.rowtime = Some(ts);
                 ctx.report(e);
@@ -145,8 +157,11 @@ impl Operator for SessionWindowOp {
             }
             // Retract every merged session whose window changes, then fold them into one group.
             let mut rows: Vec<OutRow> = Vec::new();
-            let retired: Vec<Session> =
-                overlap.iter().copied().filter(|s| (s.start, s.end) != (start, end)).collect();
+            let retired: Vec<Session> = overlap
+                .iter()
+                .copied()
+                .filter(|s| (s.start, s.end) != (start, end))
+                .collect();
             let old_groups: Vec<usize> = retired.iter().map(|s| s.group).collect();
             let old = self.state.evaluate(&old_groups)?;
             for (j, s) in retired.iter().enumerate() {
@@ -158,7 +173,10 @@ impl Operator for SessionWindowOp {
                     rowtime: self.state.max_ts[s.group],
                 });
             }
-            let unchanged = overlap.iter().find(|s| (s.start, s.end) == (start, end)).copied();
+            let unchanged = overlap
+                .iter()
+                .find(|s| (s.start, s.end) == (start, end))
+                .copied();
             let target = match unchanged.or_else(|| overlap.first().copied()) {
                 Some(s) => s.group,
                 None => self.state.alloc(key.clone()),
@@ -169,17 +187,50 @@ impl Operator for SessionWindowOp {
                 }
             }
             let was_live = unchanged.is_some() && self.state.live[target];
-            let old_same = if was_live { self.state.evaluate(&[target])? } else { vec![] };
-            self.state.update(&batch, kc, &UInt32Array::from(vec![i as u32]), &[target], None, &times)?;
+            let old_same = if was_live {
+                self.state.evaluate(&[target])?
+            } else {
+                vec![]
+            };
+            self.state.update(
+                &batch,
+                kc,
+                &UInt32Array::from(vec![i as u32]),
+                &[target],
+                None,
+                &times,
+            )?;
             let new = self.state.evaluate(&[target])?;
             let rowtime = self.state.max_ts[target];
             let mut build_rows = rows.clone();
-            let old_all: Vec<_> = if was_live { old_same.clone() } else { old.clone() };
-            if was_live {
-                build_rows.push(OutRow { group: target, op: ChangeOp::UpdateBefore, values: Source::Old(0), window: (start, end), rowtime });
-                build_rows.push(OutRow { group: target, op: ChangeOp::UpdateAfter, values: Source::New(0), window: (start, end), rowtime });
+            let old_all: Vec<_> = if was_live {
+                old_same.clone()
             } else {
-                build_rows.push(OutRow { group: target, op: ChangeOp::Insert, values: Source::New(0), window: (start, end), rowtime });
+                old.clone()
+            };
+            if was_live {
+                build_rows.push(OutRow {
+                    group: target,
+                    op: ChangeOp::UpdateBefore,
+                    values: Source::Old(0),
+                    window: (start, end),
+                    rowtime,
+                });
+                build_rows.push(OutRow {
+                    group: target,
+                    op: ChangeOp::UpdateAfter,
+                    values: Source::New(0),
+                    window: (start, end),
+                    rowtime,
+                });
+            } else {
+                build_rows.push(OutRow {
+                    group: target,
+                    op: ChangeOp::Insert,
+                    values: Source::New(0),
+                    window: (start, end),
+                    rowtime,
+                });
             }
             if self.emit == Emit::Changes {
                 // Tombstones of retired sessions come from `old`; the update pair from `old_same`.
@@ -196,10 +247,17 @@ impl Operator for SessionWindowOp {
             }
             self.state.live[target] = true;
             let mut list = keep;
-            list.push(Session { start, end, group: target });
+            list.push(Session {
+                start,
+                end,
+                group: target,
+            });
             self.sessions.insert(key, list);
         }
-        ctx.metrics.state_bytes.store(self.state.size() as u64, std::sync::atomic::Ordering::Relaxed);
+        ctx.metrics.state_bytes.store(
+            self.state.size() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if outputs.is_empty() {
             return Ok(vec![]);
         }

@@ -64,7 +64,12 @@ impl SinkOp {
         coordinator: Arc<Coordinator>,
         topic_name: String,
     ) -> Self {
-        let mut names: Vec<String> = schema.key_fields().iter().chain(schema.value_fields().iter()).map(|f| f.name().clone()).collect();
+        let mut names: Vec<String> = schema
+            .key_fields()
+            .iter()
+            .chain(schema.value_fields().iter())
+            .map(|f| f.name().clone())
+            .collect();
         if schema.windowed {
             names.push("WINDOWSTART".into());
             names.push("WINDOWEND".into());
@@ -73,7 +78,17 @@ impl SinkOp {
             SinkTarget::Topic(t) => Some(WriterGuard::new(t.clone())),
             _ => None,
         };
-        SinkOp { schema, encoder, target, timestamp, is_table, coordinator, names, topic_name, _writer }
+        SinkOp {
+            schema,
+            encoder,
+            target,
+            timestamp,
+            is_table,
+            coordinator,
+            names,
+            topic_name,
+            _writer,
+        }
     }
 
     fn row_columns(&self) -> usize {
@@ -83,7 +98,9 @@ impl SinkOp {
     fn row_line(&self, batch: &RecordBatch, row: usize, csv: bool) -> String {
         let n = self.row_columns();
         if csv {
-            let fields: Vec<Option<String>> = (0..n).map(|c| text::plain_text(batch.column(c), row)).collect();
+            let fields: Vec<Option<String>> = (0..n)
+                .map(|c| text::plain_text(batch.column(c), row))
+                .collect();
             return delimited::write_line(&fields, ',');
         }
         let mut out = String::from("{");
@@ -111,8 +128,14 @@ impl Operator for SinkOp {
             tx.send(batch).map_err(|_| EngineError::Stopped)?;
             return Ok(vec![]);
         }
-        let ops = batch.column(self.schema.op()).as_primitive::<Int8Type>().clone();
-        let times = batch.column(self.schema.rowtime()).as_primitive::<Int64Type>().clone();
+        let ops = batch
+            .column(self.schema.op())
+            .as_primitive::<Int8Type>()
+            .clone();
+        let times = batch
+            .column(self.schema.rowtime())
+            .as_primitive::<Int64Type>()
+            .clone();
         let window_cols = self.schema.window_start().map(|ws| {
             (
                 batch.column(ws).as_primitive::<Int64Type>().clone(),
@@ -127,7 +150,8 @@ impl Operator for SinkOp {
                 ChangeOp::Insert | ChangeOp::UpdateAfter => false,
                 ChangeOp::Delete => true,
                 ChangeOp::UpdateBefore => {
-                    let followed = i + 1 < batch.num_rows() && ops.value(i + 1) == ChangeOp::UpdateAfter as i8;
+                    let followed =
+                        i + 1 < batch.num_rows() && ops.value(i + 1) == ChangeOp::UpdateAfter as i8;
                     if followed || !self.is_table {
                         continue;
                     }
@@ -141,7 +165,11 @@ impl Operator for SinkOp {
                 match extract_timestamp(batch.column(*idx), i, fmt.as_ref()) {
                     Ok(t) => ts = t,
                     Err(e) => {
-                        let mut rec = ErrorRecord::new(&ctx.query, ErrorKind::Timestamp, format!("output row dropped: {e}"));
+                        let mut rec = ErrorRecord::new(
+                            &ctx.query,
+                            ErrorKind::Timestamp,
+                            format!("output row dropped: {e}"),
+                        );
                         rec.rowtime = Some(ts);
                         ctx.report(rec);
                         continue;
@@ -153,9 +181,18 @@ impl Operator for SinkOp {
                 SinkTarget::Topic(_) => {
                     let Some(enc) = &self.encoder else { continue };
                     let key = enc.encode_key(&batch, i, window);
-                    let value = if tombstone { Ok(None) } else { enc.encode_value(&batch, i) };
+                    let value = if tombstone {
+                        Ok(None)
+                    } else {
+                        enc.encode_value(&batch, i)
+                    };
                     match (key, value) {
-                        (Ok(key), Ok(value)) => records.push(Record { key, value, timestamp: ts, headers: vec![] }),
+                        (Ok(key), Ok(value)) => records.push(Record {
+                            key,
+                            value,
+                            timestamp: ts,
+                            headers: vec![],
+                        }),
                         (Err(e), _) | (_, Err(e)) => {
                             let mut rec = ErrorRecord::new(&ctx.query, ErrorKind::Serialization, e);
                             rec.rowtime = Some(ts);
@@ -206,7 +243,10 @@ impl Operator for SinkOp {
 
     fn on_barrier(&mut self, epoch: u64, _ctx: &mut OpContext) -> Result<()> {
         if let SinkTarget::File { writer, .. } = &mut self.target {
-            writer.flush().map_err(|e| EngineError::Io { context: "flushing the file sink".into(), source: e })?;
+            writer.flush().map_err(|e| EngineError::Io {
+                context: "flushing the file sink".into(),
+                source: e,
+            })?;
         }
         self.coordinator.ack(epoch);
         Ok(())
@@ -214,7 +254,10 @@ impl Operator for SinkOp {
 
     fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         if let SinkTarget::File { writer, .. } = &mut self.target {
-            writer.flush().map_err(|e| EngineError::Io { context: "flushing the file sink".into(), source: e })?;
+            writer.flush().map_err(|e| EngineError::Io {
+                context: "flushing the file sink".into(),
+                source: e,
+            })?;
         }
         self.coordinator.sink_ended();
         Ok(vec![])

@@ -46,12 +46,21 @@ pub struct StreamStreamJoinOp {
 impl StreamStreamJoinOp {
     /// Builds the operator for a stream-stream join node.
     pub fn new(node: &JoinNode) -> Result<Self> {
-        let JoinType::StreamStream { before_ms, after_ms, grace_ms } = node.join_type else {
-            return Err(EngineError::DataFusion("internal: not a stream-stream join".into()));
+        let JoinType::StreamStream {
+            before_ms,
+            after_ms,
+            grace_ms,
+        } = node.join_type
+        else {
+            return Err(EngineError::DataFusion(
+                "internal: not a stream-stream join".into(),
+            ));
         };
         let left = node.left.schema().clone();
         let right = node.right.schema().clone();
-        let converter = RowConverter::new(vec![SortField::new(left.key_fields()[0].data_type().clone())])?;
+        let converter = RowConverter::new(vec![SortField::new(
+            left.key_fields()[0].data_type().clone(),
+        )])?;
         Ok(StreamStreamJoinOp {
             kind: node.kind,
             before: before_ms,
@@ -68,7 +77,10 @@ impl StreamStreamJoinOp {
     }
 
     fn outer(&self, side: usize) -> bool {
-        matches!((self.kind, side), (JoinKind::Full, _) | (JoinKind::Left, 0) | (JoinKind::Right, 1))
+        matches!(
+            (self.kind, side),
+            (JoinKind::Full, _) | (JoinKind::Left, 0) | (JoinKind::Right, 1)
+        )
     }
 
     /// How far after a row of `side` a partner may arrive.
@@ -77,8 +89,18 @@ impl StreamStreamJoinOp {
     }
 
     fn padded(side: usize, row: RecordBatch, ts: i64) -> JoinedRow {
-        let (left, right) = if side == 0 { (Some(row.clone()), None) } else { (None, Some(row.clone())) };
-        JoinedRow { key_from: row, left, right, rowtime: ts, op: ChangeOp::Insert }
+        let (left, right) = if side == 0 {
+            (Some(row.clone()), None)
+        } else {
+            (None, Some(row.clone()))
+        };
+        JoinedRow {
+            key_from: row,
+            left,
+            right,
+            rowtime: ts,
+            op: ChangeOp::Insert,
+        }
     }
 
     fn expire(&mut self) {
@@ -120,9 +142,17 @@ impl Operator for StreamStreamJoinOp {
         self.process_side(0, batch, ctx)
     }
 
-    fn process_side(&mut self, side: usize, batch: RecordBatch, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+    fn process_side(
+        &mut self,
+        side: usize,
+        batch: RecordBatch,
+        _ctx: &mut OpContext,
+    ) -> Result<Vec<RecordBatch>> {
         let schema = &self.inputs[side];
-        let times = batch.column(schema.rowtime()).as_primitive::<Int64Type>().clone();
+        let times = batch
+            .column(schema.rowtime())
+            .as_primitive::<Int64Type>()
+            .clone();
         let ops = ops_of(&batch, schema.op());
         let keys = self.converter.convert_columns(&batch.columns()[..1])?;
         let other = 1 - side;
@@ -144,12 +174,21 @@ impl Operator for StreamStreamJoinOp {
             let mut matches: Vec<(i64, u64, RecordBatch)> = self.sides[other]
                 .store
                 .get(&key)
-                .map(|es| es.iter().filter(|e| e.ts >= lo && e.ts <= hi).map(|e| (e.ts, e.seq, e.row.clone())).collect())
+                .map(|es| {
+                    es.iter()
+                        .filter(|e| e.ts >= lo && e.ts <= hi)
+                        .map(|e| (e.ts, e.seq, e.row.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
             matches.sort_by_key(|(ts, seq, _)| (*ts, *seq));
             for (ts, seq, m) in &matches {
                 self.sides[other].pending.remove(&(*ts, *seq));
-                let (left, right) = if side == 0 { (row.clone(), m.clone()) } else { (m.clone(), row.clone()) };
+                let (left, right) = if side == 0 {
+                    (row.clone(), m.clone())
+                } else {
+                    (m.clone(), row.clone())
+                };
                 out.push(JoinedRow {
                     key_from: row.clone(),
                     left: Some(left),
@@ -163,16 +202,24 @@ impl Operator for StreamStreamJoinOp {
             if matches.is_empty() && self.outer(side) {
                 let closed = match self.grace {
                     None => true,
-                    Some(g) => t.saturating_add(self.after_of(side)).saturating_add(g) < self.stream_time,
+                    Some(g) => {
+                        t.saturating_add(self.after_of(side)).saturating_add(g) < self.stream_time
+                    }
                 };
                 if closed {
                     out.push(Self::padded(side, row.clone(), t));
                 } else {
-                    self.sides[side].pending.insert((t, seq), (key.clone(), row.clone()));
+                    self.sides[side]
+                        .pending
+                        .insert((t, seq), (key.clone(), row.clone()));
                 }
             }
             if t >= self.stream_time.saturating_sub(self.retention) {
-                self.sides[side].store.entry(key).or_default().push(Entry { ts: t, seq, row });
+                self.sides[side]
+                    .store
+                    .entry(key)
+                    .or_default()
+                    .push(Entry { ts: t, seq, row });
             }
             self.close_pending(&mut out);
         }

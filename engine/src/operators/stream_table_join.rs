@@ -29,7 +29,9 @@ impl StreamTableJoinOp {
         let right = node.right.schema().clone();
         Ok(StreamTableJoinOp {
             kind: node.kind,
-            converter: RowConverter::new(vec![SortField::new(left.key_fields()[0].data_type().clone())])?,
+            converter: RowConverter::new(vec![SortField::new(
+                left.key_fields()[0].data_type().clone(),
+            )])?,
             output: JoinOutput::new(node.schema.clone(), &left, &right, left.value_count),
             inputs: [left, right],
             table: HashMap::new(),
@@ -46,27 +48,41 @@ impl Operator for StreamTableJoinOp {
         self.process_side(0, batch, ctx)
     }
 
-    fn process_side(&mut self, side: usize, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+    fn process_side(
+        &mut self,
+        side: usize,
+        batch: RecordBatch,
+        ctx: &mut OpContext,
+    ) -> Result<Vec<RecordBatch>> {
         let schema = &self.inputs[side];
         let ops = ops_of(&batch, schema.op());
         let keys = self.converter.convert_columns(&batch.columns()[..1])?;
         if side == 1 {
             for i in 0..batch.num_rows() {
                 let key = keys.row(i).owned();
-                let followed = i + 1 < batch.num_rows() && ops.value(i + 1) == ChangeOp::UpdateAfter as i8;
+                let followed =
+                    i + 1 < batch.num_rows() && ops.value(i + 1) == ChangeOp::UpdateAfter as i8;
                 if ops.value(i) == ChangeOp::UpdateBefore as i8 && followed {
                     continue;
                 }
-                if ops.value(i) == ChangeOp::Delete as i8 || ops.value(i) == ChangeOp::UpdateBefore as i8 {
+                if ops.value(i) == ChangeOp::Delete as i8
+                    || ops.value(i) == ChangeOp::UpdateBefore as i8
+                {
                     self.table.remove(&key);
                 } else {
                     self.table.insert(key, batch.slice(i, 1));
                 }
             }
-            ctx.metrics.state_bytes.store((self.table.len() * 64) as u64, std::sync::atomic::Ordering::Relaxed);
+            ctx.metrics.state_bytes.store(
+                (self.table.len() * 64) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             return Ok(vec![]);
         }
-        let times = batch.column(schema.rowtime()).as_primitive::<Int64Type>().clone();
+        let times = batch
+            .column(schema.rowtime())
+            .as_primitive::<Int64Type>()
+            .clone();
         let mut out = Vec::new();
         for i in 0..batch.num_rows() {
             if ops.value(i) == ChangeOp::Delete as i8 {
@@ -77,7 +93,13 @@ impl Operator for StreamTableJoinOp {
             if right.is_none() && self.kind != JoinKind::Left {
                 continue;
             }
-            out.push(JoinedRow { key_from: row.clone(), left: Some(row), right, rowtime: times.value(i), op: ChangeOp::Insert });
+            out.push(JoinedRow {
+                key_from: row.clone(),
+                left: Some(row),
+                right,
+                rowtime: times.value(i),
+                op: ChangeOp::Insert,
+            });
         }
         Ok(self.output.build(&out)?.into_iter().collect())
     }

@@ -26,12 +26,25 @@ pub struct TableSourceOp {
 impl TableSourceOp {
     /// A table source over batches of `schema`.
     pub fn new(schema: StreamSchema, materialize: bool) -> Result<Self> {
-        let fields: Vec<SortField> =
-            schema.key_fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
-        Ok(TableSourceOp { converter: RowConverter::new(fields)?, schema, materialize, state: HashMap::new() })
+        let fields: Vec<SortField> = schema
+            .key_fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(TableSourceOp {
+            converter: RowConverter::new(fields)?,
+            schema,
+            materialize,
+            state: HashMap::new(),
+        })
     }
 
-    fn with_op_and_time(&self, rows: RecordBatch, op: ChangeOp, rowtime: i64) -> Result<RecordBatch> {
+    fn with_op_and_time(
+        &self,
+        rows: RecordBatch,
+        op: ChangeOp,
+        rowtime: i64,
+    ) -> Result<RecordBatch> {
         let mut cols: Vec<ArrayRef> = rows.columns().to_vec();
         let n = rows.num_rows();
         cols[self.schema.rowtime()] = Arc::new(Int64Array::from(vec![rowtime; n]));
@@ -48,12 +61,17 @@ impl Operator for TableSourceOp {
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         let kc = self.schema.key_count;
         // Tables need a key: rows without one are dropped and reported.
-        let has_key: BooleanArray =
-            (0..batch.num_rows()).map(|r| Some(kc == 0 || (0..kc).any(|k| batch.column(k).is_valid(r)))).collect();
+        let has_key: BooleanArray = (0..batch.num_rows())
+            .map(|r| Some(kc == 0 || (0..kc).any(|k| batch.column(k).is_valid(r))))
+            .collect();
         let batch = if has_key.false_count() > 0 {
             for r in (0..batch.num_rows()).filter(|r| !has_key.value(*r)) {
                 let _ = r;
-                ctx.report(ErrorRecord::new(&ctx.query, ErrorKind::Deserialization, "table record without a key: dropped"));
+                ctx.report(ErrorRecord::new(
+                    &ctx.query,
+                    ErrorKind::Deserialization,
+                    "table record without a key: dropped",
+                ));
             }
             filter(&batch, &has_key)?
         } else {
@@ -64,7 +82,11 @@ impl Operator for TableSourceOp {
         }
         let keys = self.converter.convert_columns(&batch.columns()[..kc])?;
         let ops = ops_of(&batch, self.schema.op());
-        let times = batch.column(self.schema.rowtime()).as_any().downcast_ref::<Int64Array>().cloned();
+        let times = batch
+            .column(self.schema.rowtime())
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .cloned();
         let mut out = Vec::new();
         for i in 0..batch.num_rows() {
             let key = keys.row(i).owned();

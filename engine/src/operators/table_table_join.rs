@@ -32,7 +32,11 @@ struct Joined {
 
 impl Joined {
     fn rowtime(&self) -> i64 {
-        self.left.as_ref().map(|s| s.ts).unwrap_or(i64::MIN).max(self.right.as_ref().map(|s| s.ts).unwrap_or(i64::MIN))
+        self.left
+            .as_ref()
+            .map(|s| s.ts)
+            .unwrap_or(i64::MIN)
+            .max(self.right.as_ref().map(|s| s.ts).unwrap_or(i64::MIN))
     }
 }
 
@@ -56,15 +60,28 @@ impl TableTableJoinOp {
         let right = node.right.schema().clone();
         let foreign_key = node.join_type == JoinType::ForeignKey;
         let conv = |s: &StreamSchema| {
-            RowConverter::new(s.key_fields().iter().map(|f| SortField::new(f.data_type().clone())).collect())
+            RowConverter::new(
+                s.key_fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )
         };
         let fk_converter = if foreign_key {
-            let fk_type = left.value_fields().last().map(|f| f.data_type().clone()).unwrap_or(datafusion::arrow::datatypes::DataType::Null);
+            let fk_type = left
+                .value_fields()
+                .last()
+                .map(|f| f.data_type().clone())
+                .unwrap_or(datafusion::arrow::datatypes::DataType::Null);
             Some(RowConverter::new(vec![SortField::new(fk_type)])?)
         } else {
             None
         };
-        let left_values = if foreign_key { left.value_count - 1 } else { left.value_count };
+        let left_values = if foreign_key {
+            left.value_count - 1
+        } else {
+            left.value_count
+        };
         Ok(TableTableJoinOp {
             kind: node.kind,
             foreign_key,
@@ -80,10 +97,16 @@ impl TableTableJoinOp {
     fn result(&self, left_key: &OwnedRow) -> Option<Joined> {
         let (l, r) = if self.foreign_key {
             let l = self.state[0].get(left_key).cloned();
-            let r = l.as_ref().and_then(|l| l.fk.as_ref()).and_then(|fk| self.state[1].get(fk).cloned());
+            let r = l
+                .as_ref()
+                .and_then(|l| l.fk.as_ref())
+                .and_then(|fk| self.state[1].get(fk).cloned());
             (l, r)
         } else {
-            (self.state[0].get(left_key).cloned(), self.state[1].get(left_key).cloned())
+            (
+                self.state[0].get(left_key).cloned(),
+                self.state[1].get(left_key).cloned(),
+            )
         };
         let present = match self.kind {
             JoinKind::Inner => l.is_some() && r.is_some(),
@@ -96,7 +119,10 @@ impl TableTableJoinOp {
 
     fn emit(old: Option<Joined>, new: Option<Joined>, now: i64, out: &mut Vec<JoinedRow>) {
         let key_of = |j: &Joined| -> Option<RecordBatch> {
-            j.left.as_ref().map(|s| s.row.clone()).or_else(|| j.right.as_ref().map(|s| s.row.clone()))
+            j.left
+                .as_ref()
+                .map(|s| s.row.clone())
+                .or_else(|| j.right.as_ref().map(|s| s.row.clone()))
         };
         let row = |j: &Joined, op: ChangeOp, ts: i64| -> Option<JoinedRow> {
             Some(JoinedRow {
@@ -123,23 +149,35 @@ impl TableTableJoinOp {
 
 impl Operator for TableTableJoinOp {
     fn name(&self) -> &'static str {
-        if self.foreign_key { "ForeignKeyJoin" } else { "TableTableJoin" }
+        if self.foreign_key {
+            "ForeignKeyJoin"
+        } else {
+            "TableTableJoin"
+        }
     }
 
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         self.process_side(0, batch, ctx)
     }
 
-    fn process_side(&mut self, side: usize, batch: RecordBatch, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+    fn process_side(
+        &mut self,
+        side: usize,
+        batch: RecordBatch,
+        _ctx: &mut OpContext,
+    ) -> Result<Vec<RecordBatch>> {
         let schema = &self.inputs[side];
         let kc = schema.key_count;
         let ops = ops_of(&batch, schema.op());
-        let times = batch.column(schema.rowtime()).as_primitive::<Int64Type>().clone();
+        let times = batch
+            .column(schema.rowtime())
+            .as_primitive::<Int64Type>()
+            .clone();
         let keys = self.keys[side].convert_columns(&batch.columns()[..kc])?;
         let fks = match (&self.fk_converter, side) {
             (Some(c), 0) => {
                 let fk_col = batch.column(kc + schema.value_count - 1).clone();
-                Some((c.convert_columns(&[fk_col.clone()])?, fk_col))
+                Some((c.convert_columns(std::slice::from_ref(&fk_col))?, fk_col))
             }
             _ => None,
         };
@@ -148,7 +186,10 @@ impl Operator for TableTableJoinOp {
             let key = keys.row(i).owned();
             let ts = times.value(i);
             let op = ChangeOp::from_i8(ops.value(i));
-            if op == ChangeOp::UpdateBefore && i + 1 < batch.num_rows() && ops.value(i + 1) == ChangeOp::UpdateAfter as i8 {
+            if op == ChangeOp::UpdateBefore
+                && i + 1 < batch.num_rows()
+                && ops.value(i + 1) == ChangeOp::UpdateAfter as i8
+            {
                 // The update that follows replaces the row.
                 continue;
             }
@@ -156,10 +197,16 @@ impl Operator for TableTableJoinOp {
             let stored = Stored {
                 row: batch.slice(i, 1),
                 ts,
-                fk: fks.as_ref().and_then(|(rows, col)| (!col.is_null(i)).then(|| rows.row(i).owned())),
+                fk: fks
+                    .as_ref()
+                    .and_then(|(rows, col)| (!col.is_null(i)).then(|| rows.row(i).owned())),
             };
             if self.foreign_key && side == 1 {
-                let lefts: Vec<OwnedRow> = self.index.get(&key).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                let lefts: Vec<OwnedRow> = self
+                    .index
+                    .get(&key)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
                 let olds: Vec<Option<Joined>> = lefts.iter().map(|l| self.result(l)).collect();
                 if deleted {
                     self.state[1].remove(&key);
@@ -181,14 +228,27 @@ impl Operator for TableTableJoinOp {
                 {
                     set.remove(&key);
                 }
-                if self.foreign_key && side == 0 && old.is_none() && let Some(prev) = prev {
+                if self.foreign_key
+                    && side == 0
+                    && old.is_none()
+                    && let Some(prev) = prev
+                {
                     // A deleted left row is always forwarded as a tombstone of its key.
-                    out.push(JoinedRow { key_from: prev.row, left: None, right: None, rowtime: ts, op: ChangeOp::Delete });
+                    out.push(JoinedRow {
+                        key_from: prev.row,
+                        left: None,
+                        right: None,
+                        rowtime: ts,
+                        op: ChangeOp::Delete,
+                    });
                     continue;
                 }
             } else {
                 if let Some(fk) = &stored.fk {
-                    self.index.entry(fk.clone()).or_default().insert(key.clone());
+                    self.index
+                        .entry(fk.clone())
+                        .or_default()
+                        .insert(key.clone());
                 }
                 if let Some(prev) = self.state[side].insert(key.clone(), stored)
                     && let Some(prev_fk) = prev.fk

@@ -51,8 +51,12 @@ impl WindowAggregateOp {
     pub fn new(node: &AggregateNode) -> Result<Self> {
         let input = node.input.schema().clone();
         let (size, advance) = match node.window.as_ref().map(|w| &w.kind) {
-            Some(WindowKind::Tumbling { size }) => (size.as_millis() as i64, size.as_millis() as i64),
-            Some(WindowKind::Hopping { size, advance }) => (size.as_millis() as i64, advance.as_millis() as i64),
+            Some(WindowKind::Tumbling { size }) => {
+                (size.as_millis() as i64, size.as_millis() as i64)
+            }
+            Some(WindowKind::Hopping { size, advance }) => {
+                (size.as_millis() as i64, advance.as_millis() as i64)
+            }
             _ => {
                 return Err(crate::error::EngineError::DataFusion(
                     "internal: window aggregate without a time window".into(),
@@ -87,15 +91,23 @@ impl Operator for WindowAggregateOp {
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         let kc = self.input.key_count;
         let ops = ops_of(&batch, self.input.op());
-        let times = batch.column(self.input.rowtime()).as_primitive::<Int64Type>().clone();
-        let keys = self.state.converter.convert_columns(&batch.columns()[..kc])?;
+        let times = batch
+            .column(self.input.rowtime())
+            .as_primitive::<Int64Type>()
+            .clone();
+        let keys = self
+            .state
+            .converter
+            .convert_columns(&batch.columns()[..kc])?;
         let mut rows = Vec::new();
         let mut groups = Vec::new();
         let mut touched: Vec<(usize, (i64, i64))> = Vec::new();
         let mut was_live = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for i in 0..batch.num_rows() {
-            if ops.value(i) == ChangeOp::Delete as i8 || ops.value(i) == ChangeOp::UpdateBefore as i8 {
+            if ops.value(i) == ChangeOp::Delete as i8
+                || ops.value(i) == ChangeOp::UpdateBefore as i8
+            {
                 continue;
             }
             let ts = times.value(i);
@@ -128,7 +140,10 @@ impl Operator for WindowAggregateOp {
                 }
             }
             if !accepted {
-                let offset = batch.column(self.input.offset()).as_primitive::<Int64Type>().value(i);
+                let offset = batch
+                    .column(self.input.offset())
+                    .as_primitive::<Int64Type>()
+                    .value(i);
                 let mut e = ErrorRecord::new(
                     &ctx.query,
                     ErrorKind::LateRow,
@@ -145,11 +160,24 @@ impl Operator for WindowAggregateOp {
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        let live: Vec<usize> = touched.iter().zip(&was_live).filter(|(_, l)| **l).map(|((g, _), _)| *g).collect();
-        let old = if self.emit == Emit::Changes { self.state.evaluate(&live)? } else { vec![] };
+        let live: Vec<usize> = touched
+            .iter()
+            .zip(&was_live)
+            .filter(|(_, l)| **l)
+            .map(|((g, _), _)| *g)
+            .collect();
+        let old = if self.emit == Emit::Changes {
+            self.state.evaluate(&live)?
+        } else {
+            vec![]
+        };
         let rows = UInt32Array::from(rows);
-        self.state.update(&batch, kc, &rows, &groups, None, &times)?;
-        ctx.metrics.state_bytes.store(self.state.size() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.state
+            .update(&batch, kc, &rows, &groups, None, &times)?;
+        ctx.metrics.state_bytes.store(
+            self.state.size() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if self.emit == Emit::Final {
             return Ok(vec![]);
         }
@@ -207,7 +235,10 @@ mod tests {
     fn assigns_hopping_and_tumbling_windows() {
         assert_eq!(window_starts(10009, 30000, 30000), vec![0]);
         assert_eq!(window_starts(10009, 30000, 10000), vec![0, 10000]);
-        assert_eq!(window_starts(35000, 30000, 10000), vec![10000, 20000, 30000]);
+        assert_eq!(
+            window_starts(35000, 30000, 10000),
+            vec![10000, 20000, 30000]
+        );
         assert_eq!(window_starts(0, 5000, 1000), vec![0]);
     }
 }

@@ -16,10 +16,10 @@ use super::source_task::{SourceTask, WatermarkTracker};
 use super::stage_task::StageTask;
 use super::{Message, SourceCommand};
 use crate::config::EngineConfig;
+use crate::connectors::SourceReader;
 use crate::connectors::datagen::DatagenReader;
 use crate::connectors::file::{FileReader, create_sink_file};
 use crate::connectors::memory::{MemoryReader, ReadGate, TopicStore};
-use crate::connectors::SourceReader;
 use crate::error::{EngineError, Result};
 use crate::formats::{RecordDecoder, RecordEncoder};
 use crate::metrics::QueryMetrics;
@@ -30,8 +30,8 @@ use crate::operators::session_window::SessionWindowOp;
 use crate::operators::sink::{SinkOp, SinkTarget};
 use crate::operators::stream_stream_join::StreamStreamJoinOp;
 use crate::operators::stream_table_join::StreamTableJoinOp;
-use crate::operators::table_table_join::TableTableJoinOp;
 use crate::operators::table_source::TableSourceOp;
+use crate::operators::table_table_join::TableTableJoinOp;
 use crate::operators::window_aggregate::WindowAggregateOp;
 use crate::operators::{Chain, OpContext, Operator};
 use crate::processing_log::ProcessingLog;
@@ -55,6 +55,9 @@ pub struct Services {
     /// Processing log.
     pub log: Arc<ProcessingLog>,
 }
+
+/// A source subtask's reader and, for record-yielding connectors, its decoder.
+type Reader = (SourceReader, Option<RecordDecoder>);
 
 /// What feeds a stage.
 enum StageInput<'a> {
@@ -85,7 +88,9 @@ fn collect_stages<'a>(node: &'a PlanNode, stages: &mut Vec<StageDef<'a>>) -> Res
                 let mut ups = Vec::new();
                 for side in [&j.left, &j.right] {
                     let PlanNode::Exchange(e) = side.as_ref() else {
-                        return Err(EngineError::DataFusion("internal: join inputs must be exchanges".into()));
+                        return Err(EngineError::DataFusion(
+                            "internal: join inputs must be exchanges".into(),
+                        ));
                     };
                     let up = collect_stages(&e.input, stages)?;
                     ups.push((up, e.input.schema().key_count));
@@ -116,13 +121,19 @@ fn operator_for(node: &PlanNode) -> Result<Option<Box<dyn Operator>>> {
     Ok(match node {
         PlanNode::Source(_) | PlanNode::Exchange(_) => None,
         PlanNode::Join(j) => Some(match j.join_type {
-            JoinType::StreamStream { .. } => Box::new(StreamStreamJoinOp::new(j)?) as Box<dyn Operator>,
+            JoinType::StreamStream { .. } => {
+                Box::new(StreamStreamJoinOp::new(j)?) as Box<dyn Operator>
+            }
             JoinType::StreamTable => Box::new(StreamTableJoinOp::new(j)?),
             JoinType::TableTable | JoinType::ForeignKey => Box::new(TableTableJoinOp::new(j)?),
         }),
         PlanNode::Filter(f) => {
             let input = f.input.schema();
-            Some(Box::new(FilterOp::new(f.predicate.physical.clone(), input.kind == SourceKind::Stream, input.op())))
+            Some(Box::new(FilterOp::new(
+                f.predicate.physical.clone(),
+                input.kind == SourceKind::Stream,
+                input.op(),
+            )))
         }
         PlanNode::Project(p) => Some(Box::new(ProjectOp::new(
             p.exprs.iter().map(|e| e.physical.clone()).collect(),
@@ -154,20 +165,31 @@ fn source_readers(
     services: &Services,
     gate: &Option<Arc<ReadGate>>,
     query: &str,
-) -> Result<Vec<(SourceReader, Option<RecordDecoder>)>> {
+) -> Result<Vec<Reader>> {
     let def = &src.def;
     let cfg = &services.config;
-    let decoder = |d: &SourceDef| RecordDecoder::new(d, src.schema.clone(), query).map_err(EngineError::Format);
+    let decoder = |d: &SourceDef| {
+        RecordDecoder::new(d, src.schema.clone(), query).map_err(EngineError::Format)
+    };
     Ok(match &def.connector {
         Connector::Topic => {
-            let partitions = if cfg.single_partition_topics { 1 } else { def.partitions.max(1) as usize };
+            let partitions = if cfg.single_partition_topics {
+                1
+            } else {
+                def.partitions.max(1) as usize
+            };
             let topic = services.topics.get_or_create(&def.topic, partitions);
             let n = cfg.parallelism.clamp(1, topic.partitions());
             let mut out = Vec::new();
             for i in 0..n {
                 let parts: Vec<usize> = (0..topic.partitions()).filter(|p| p % n == i).collect();
                 out.push((
-                    SourceReader::Memory(MemoryReader::new(topic.clone(), parts, gate.clone(), cfg.until_idle)),
+                    SourceReader::Memory(MemoryReader::new(
+                        topic.clone(),
+                        parts,
+                        gate.clone(),
+                        cfg.until_idle,
+                    )),
                     Some(decoder(def)?),
                 ));
             }
@@ -175,12 +197,19 @@ fn source_readers(
         }
         Connector::File { path } => {
             let skip = def.value_format.kind == FormatKind::Delimited
-                && riffle_sql::catalog::prop(&def.properties, "CSV.HEADER").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                && riffle_sql::catalog::prop(&def.properties, "CSV.HEADER")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
             let flat = all_value_def(def);
-            vec![(SourceReader::File(FileReader::open(path, skip)?), Some(decoder(&flat)?))]
+            vec![(
+                SourceReader::File(FileReader::open(path, skip)?),
+                Some(decoder(&flat)?),
+            )]
         }
         Connector::Datagen(opts) => {
-            vec![(SourceReader::Datagen(DatagenReader::new(def, opts, src.schema.clone())?), None)]
+            vec![(
+                SourceReader::Datagen(DatagenReader::new(def, opts, src.schema.clone())?),
+                None,
+            )]
         }
         Connector::Stdout | Connector::Blackhole => {
             return Err(EngineError::Connector(format!(
@@ -191,7 +220,12 @@ fn source_readers(
     })
 }
 
-fn sink_op(sink: SinkSpec, schema: &StreamSchema, services: &Services, coordinator: Arc<Coordinator>) -> Result<SinkOp> {
+fn sink_op(
+    sink: SinkSpec,
+    schema: &StreamSchema,
+    services: &Services,
+    coordinator: Arc<Coordinator>,
+) -> Result<SinkOp> {
     match sink {
         SinkSpec::Channel(tx) => Ok(SinkOp::new(
             schema.clone(),
@@ -207,16 +241,27 @@ fn sink_op(sink: SinkSpec, schema: &StreamSchema, services: &Services, coordinat
                 None => None,
                 Some(col) => {
                     let idx = schema.arrow.index_of(col).map_err(|_| {
-                        EngineError::Catalog(format!("timestamp column {col} is not a column of {}", def.name))
+                        EngineError::Catalog(format!(
+                            "timestamp column {col} is not a column of {}",
+                            def.name
+                        ))
                     })?;
-                    let fmt = def.timestamp_format.as_deref().map(JavaFormat::new).transpose().map_err(EngineError::Format)?;
+                    let fmt = def
+                        .timestamp_format
+                        .as_deref()
+                        .map(JavaFormat::new)
+                        .transpose()
+                        .map_err(EngineError::Format)?;
                     Some((idx, fmt))
                 }
             };
             let target = match &def.connector {
                 Connector::Topic => {
-                    let partitions =
-                        if services.config.single_partition_topics { 1 } else { def.partitions.max(1) as usize };
+                    let partitions = if services.config.single_partition_topics {
+                        1
+                    } else {
+                        def.partitions.max(1) as usize
+                    };
                     SinkTarget::Topic(services.topics.get_or_create(&def.topic, partitions))
                 }
                 Connector::File { path } => SinkTarget::File {
@@ -226,7 +271,10 @@ fn sink_op(sink: SinkSpec, schema: &StreamSchema, services: &Services, coordinat
                 Connector::Stdout => SinkTarget::Stdout,
                 Connector::Blackhole => SinkTarget::Blackhole,
                 Connector::Datagen(_) => {
-                    return Err(EngineError::Connector(format!("{} is a generator and cannot be written", def.name)));
+                    return Err(EngineError::Connector(format!(
+                        "{} is a generator and cannot be written",
+                        def.name
+                    )));
                 }
             };
             let encoder = RecordEncoder::new(&def, schema).map_err(EngineError::Format)?;
@@ -263,7 +311,7 @@ pub fn launch(
         SinkSpec::Channel(_) => true,
         SinkSpec::Relation(d) => matches!(d.connector, Connector::File { .. } | Connector::Stdout),
     };
-    let mut readers: Vec<Option<Vec<(SourceReader, Option<RecordDecoder>)>>> = Vec::new();
+    let mut readers: Vec<Option<Vec<Reader>>> = Vec::new();
     let mut parallelism: Vec<usize> = Vec::new();
     for (i, st) in stages.iter().enumerate() {
         match &st.input {
@@ -278,8 +326,15 @@ pub fn launch(
             }
             StageInput::Upstreams(_) => {
                 // Foreign-key joins see both tables whole: one subtask.
-                let fk = st.ops.iter().any(|n| matches!(n, PlanNode::Join(j) if j.join_type == JoinType::ForeignKey));
-                let p = if (i == root && single_writer) || fk { 1 } else { cfg.parallelism.max(1) };
+                let fk = st
+                    .ops
+                    .iter()
+                    .any(|n| matches!(n, PlanNode::Join(j) if j.join_type == JoinType::ForeignKey));
+                let p = if (i == root && single_writer) || fk {
+                    1
+                } else {
+                    cfg.parallelism.max(1)
+                };
                 parallelism.push(p);
                 readers.push(None);
             }
@@ -289,14 +344,22 @@ pub fn launch(
     let coordinator = Arc::new(Coordinator::new(sink_tasks));
     let metrics = Arc::new(QueryMetrics::default());
     let errors = services.log.counts(id);
-    let ctx = || OpContext { query: id.to_string(), log: services.log.clone(), watermark: i64::MIN, metrics: metrics.clone() };
+    let ctx = || OpContext {
+        query: id.to_string(),
+        log: services.log.clone(),
+        watermark: i64::MIN,
+        metrics: metrics.clone(),
+    };
     let last_schema = plan.root.schema().clone();
     let build_chain = |stage: usize| -> Result<Chain> {
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
         if let StageInput::Source(src) = &stages[stage].input
             && src.def.kind == SourceKind::Table
         {
-            ops.push(Box::new(TableSourceOp::new(src.schema.clone(), src.materialize)?));
+            ops.push(Box::new(TableSourceOp::new(
+                src.schema.clone(),
+                src.materialize,
+            )?));
         }
         for n in &stages[stage].ops {
             if let Some(op) = operator_for(n)? {
@@ -304,13 +367,19 @@ pub fn launch(
             }
         }
         if stage == root {
-            ops.push(Box::new(sink_op(sink.clone(), &last_schema, services, coordinator.clone())?));
+            ops.push(Box::new(sink_op(
+                sink.clone(),
+                &last_schema,
+                services,
+                coordinator.clone(),
+            )?));
         }
         Ok(Chain::new(ops))
     };
     // Channels into every non-source stage, and who feeds each.
     let mut senders: Vec<Vec<Sender>> = vec![vec![]; stages.len()];
-    let mut receivers: Vec<Vec<mpsc::Receiver<(usize, Message)>>> = (0..stages.len()).map(|_| vec![]).collect();
+    let mut receivers: Vec<Vec<mpsc::Receiver<(usize, Message)>>> =
+        (0..stages.len()).map(|_| vec![]).collect();
     // For each stage: (downstream stage, sender offset, key width) it outputs to.
     let mut downstream: Vec<Option<(usize, usize, usize)>> = vec![None; stages.len()];
     let mut sides: Vec<Vec<usize>> = vec![vec![]; stages.len()];
@@ -334,7 +403,11 @@ pub fn launch(
     let output_of = |stage: usize, me: usize| -> Output {
         match downstream[stage] {
             None => Output::None,
-            Some((s, offset, key_count)) => Output::Shuffle { txs: senders[s].clone(), me: offset + me, key_count },
+            Some((s, offset, key_count)) => Output::Shuffle {
+                txs: senders[s].clone(),
+                me: offset + me,
+                key_count,
+            },
         }
     };
     let mut handles = Vec::new();
@@ -354,7 +427,10 @@ pub fn launch(
                         control: ctl_rx,
                         ctx: ctx(),
                         max_batch: cfg.max_batch_rows.max(1),
-                        watermarks: WatermarkTracker::new(src.def.watermark_delay_ms, cfg.idle_timeout),
+                        watermarks: WatermarkTracker::new(
+                            src.def.watermark_delay_ms,
+                            cfg.idle_timeout,
+                        ),
                         time_columns: (src.schema.rowtime(), src.schema.partition()),
                     };
                     handles.push(spawn(id, coordinator.clone(), task.run()));
@@ -381,7 +457,12 @@ pub fn launch(
         id: id.to_string(),
         sql: sql.to_string(),
         sink: sink_name,
-        sources: plan.root.sources().iter().map(|s| s.def.name.clone()).collect(),
+        sources: plan
+            .root
+            .sources()
+            .iter()
+            .map(|s| s.def.name.clone())
+            .collect(),
         plan,
         kind,
         controls,
@@ -399,9 +480,12 @@ fn source_readers_limited(
     services: &Services,
     gate: &Option<Arc<ReadGate>>,
     query: &str,
-) -> Result<Vec<(SourceReader, Option<RecordDecoder>)>> {
+) -> Result<Vec<Reader>> {
     let limited = Services {
-        config: EngineConfig { parallelism: 1, ..services.config.clone() },
+        config: EngineConfig {
+            parallelism: 1,
+            ..services.config.clone()
+        },
         topics: services.topics.clone(),
         log: services.log.clone(),
     };
@@ -415,11 +499,11 @@ fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     let id = id.to_string();
     tokio::spawn(async move {
-        if let Err(e) = fut.await {
-            if !matches!(e, EngineError::Stopped) {
-                tracing::error!("query {id} failed: {e}");
-                coordinator.set_status(QueryStatus::Failed(e.to_string()));
-            }
+        if let Err(e) = fut.await
+            && !matches!(e, EngineError::Stopped)
+        {
+            tracing::error!("query {id} failed: {e}");
+            coordinator.set_status(QueryStatus::Failed(e.to_string()));
         }
     })
 }

@@ -73,7 +73,9 @@ impl Coordinator {
     /// Records a status unless the query already failed or was terminated.
     pub fn set_status(&self, s: QueryStatus) {
         self.status.send_modify(|cur| {
-            if matches!(cur, QueryStatus::Running) || matches!(s, QueryStatus::Failed(_)) && !matches!(cur, QueryStatus::Failed(_)) {
+            if matches!(cur, QueryStatus::Running)
+                || matches!(s, QueryStatus::Failed(_)) && !matches!(cur, QueryStatus::Failed(_))
+            {
                 *cur = s;
             }
         });

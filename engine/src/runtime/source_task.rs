@@ -26,7 +26,12 @@ pub struct WatermarkTracker {
 impl WatermarkTracker {
     /// A tracker trailing the largest event time per partition by `delay` milliseconds.
     pub fn new(delay: i64, idle_timeout: Option<Duration>) -> Self {
-        WatermarkTracker { delay, idle_timeout, partitions: HashMap::new(), emitted: i64::MIN }
+        WatermarkTracker {
+            delay,
+            idle_timeout,
+            partitions: HashMap::new(),
+            emitted: i64::MIN,
+        }
     }
 
     /// Observes a batch's partitions and event times.
@@ -35,7 +40,10 @@ impl WatermarkTracker {
         let parts = batch.column(partition).as_primitive::<Int32Type>();
         let now = Instant::now();
         for i in 0..batch.num_rows() {
-            let e = self.partitions.entry(parts.value(i)).or_insert((i64::MIN, now));
+            let e = self
+                .partitions
+                .entry(parts.value(i))
+                .or_insert((i64::MIN, now));
             e.0 = e.0.max(times.value(i));
             e.1 = now;
         }
@@ -47,7 +55,10 @@ impl WatermarkTracker {
         let active: Vec<i64> = self
             .partitions
             .values()
-            .filter(|(_, seen)| self.idle_timeout.is_none_or(|t| now.duration_since(*seen) < t))
+            .filter(|(_, seen)| {
+                self.idle_timeout
+                    .is_none_or(|t| now.duration_since(*seen) < t)
+            })
             .map(|(ts, _)| *ts)
             .collect();
         let base = if active.is_empty() {
@@ -96,7 +107,8 @@ pub struct SourceTask {
 impl SourceTask {
     async fn emit(&mut self, batch: RecordBatch) -> Result<()> {
         self.ctx.metrics.add_in(batch.num_rows());
-        self.watermarks.observe(&batch, self.time_columns.0, self.time_columns.1);
+        self.watermarks
+            .observe(&batch, self.time_columns.0, self.time_columns.1);
         let out = self.chain.process(batch, &mut self.ctx)?;
         self.output.batches(out).await?;
         if let Some(wm) = self.watermarks.advance() {
@@ -115,7 +127,9 @@ impl SourceTask {
     async fn step(&mut self) -> Result<Option<bool>> {
         match self.reader.poll(self.max_batch)? {
             Poll::Records(recs) => {
-                let Some(decoder) = &self.decoder else { return Ok(Some(true)) };
+                let Some(decoder) = &self.decoder else {
+                    return Ok(Some(true));
+                };
                 let decoded = decoder.decode(&recs);
                 for e in decoded.errors {
                     self.ctx.report(e);
@@ -174,7 +188,10 @@ impl SourceTask {
                 None => {}
             }
             // Idle: wait for data, a command, the rate limiter or the idleness check.
-            let wait_until = self.reader.next_ready().unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
+            let wait_until = self
+                .reader
+                .next_ready()
+                .unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(wait_until));
             let wake = {
                 let control = &mut self.control;

@@ -93,7 +93,12 @@ impl StageTask {
     }
 
     async fn maybe_advance(&mut self, st: &mut Inputs) -> Result<()> {
-        let live = st.watermarks.iter().zip(&st.ended).filter(|(_, e)| !**e).map(|(w, _)| *w);
+        let live = st
+            .watermarks
+            .iter()
+            .zip(&st.ended)
+            .filter(|(_, e)| !**e)
+            .map(|(w, _)| *w);
         let Some(wm) = live.min() else { return Ok(()) };
         if wm > st.current {
             st.current = wm;
@@ -105,10 +110,20 @@ impl StageTask {
         Ok(())
     }
 
-    async fn maybe_complete_barrier(&mut self, st: &mut Inputs, pending: &mut VecDeque<(usize, Message)>) -> Result<()> {
+    async fn maybe_complete_barrier(
+        &mut self,
+        st: &mut Inputs,
+        pending: &mut VecDeque<(usize, Message)>,
+    ) -> Result<()> {
         let waiting: Vec<u64> = st.barrier.iter().flatten().copied().collect();
-        let Some(&epoch) = waiting.first() else { return Ok(()) };
-        let aligned = st.barrier.iter().zip(&st.ended).all(|(b, e)| *e || b.is_some());
+        let Some(&epoch) = waiting.first() else {
+            return Ok(());
+        };
+        let aligned = st
+            .barrier
+            .iter()
+            .zip(&st.ended)
+            .all(|(b, e)| *e || b.is_some());
         if !aligned {
             return Ok(());
         }

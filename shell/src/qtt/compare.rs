@@ -20,7 +20,10 @@ fn is_integer_literal(text: &str) -> bool {
 fn parse_bigdec(text: &str) -> Option<BigDec> {
     let t = text.trim();
     let (mantissa, exp) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], t[i + 1..].trim_start_matches('+').parse::<i32>().ok()?),
+        Some(i) => (
+            &t[..i],
+            t[i + 1..].trim_start_matches('+').parse::<i32>().ok()?,
+        ),
         None => (t, 0),
     };
     let neg = mantissa.starts_with('-');
@@ -31,13 +34,19 @@ fn parse_bigdec(text: &str) -> Option<BigDec> {
         return None;
     }
     let unscaled: i128 = digits.parse().ok()?;
-    Some(BigDec { unscaled: if neg { -unscaled } else { unscaled }, scale: f.len() as i32 - exp })
+    Some(BigDec {
+        unscaled: if neg { -unscaled } else { unscaled },
+        scale: f.len() as i32 - exp,
+    })
 }
 
 fn bigdec_value_eq(a: BigDec, b: BigDec) -> bool {
     let (a, b) = if a.scale <= b.scale { (a, b) } else { (b, a) };
     let diff = (b.scale - a.scale) as u32;
-    match 10i128.checked_pow(diff).and_then(|f| a.unscaled.checked_mul(f)) {
+    match 10i128
+        .checked_pow(diff)
+        .and_then(|f| a.unscaled.checked_mul(f))
+    {
         Some(v) => v == b.unscaled,
         None => false,
     }
@@ -64,7 +73,9 @@ fn numbers_match(expected: &str, actual: &str, ty: Option<&DataType>, lenient: b
     }
     if is_integer_literal(actual) {
         // Jackson reads an integer as Integer/Long: the Java runner compares expected.longValue().
-        let (Some(e), Ok(a)) = (as_f64(expected), actual.parse::<i128>()) else { return false };
+        let (Some(e), Ok(a)) = (as_f64(expected), actual.parse::<i128>()) else {
+            return false;
+        };
         if is_integer_literal(expected) {
             return expected.parse::<i128>().is_ok_and(|e| e == a);
         }
@@ -115,11 +126,19 @@ fn element_type(ty: Option<&DataType>) -> Option<DataType> {
 }
 
 /// Compares an expected value with an actual one; the error names the first difference.
-pub fn compare(expected: &Value, actual: &Value, ty: Option<&DataType>, lenient: bool, path: &str) -> Result<(), String> {
+pub fn compare(
+    expected: &Value,
+    actual: &Value,
+    ty: Option<&DataType>,
+    lenient: bool,
+    path: &str,
+) -> Result<(), String> {
     let fail = || Err(format!("{path}: expected {expected}, got {actual}"));
     match expected {
         Value::Object(exp) => {
-            let Value::Object(act) = actual else { return fail() };
+            let Value::Object(act) = actual else {
+                return fail();
+            };
             if exp.len() != act.len() {
                 return Err(format!(
                     "{path}: expected {} field(s) {:?}, got {} {:?}",
@@ -130,14 +149,19 @@ pub fn compare(expected: &Value, actual: &Value, ty: Option<&DataType>, lenient:
                 ));
             }
             for (k, ev) in exp {
-                let av = act.get(k).or_else(|| act.get(&k.to_uppercase())).unwrap_or(&Value::Null);
+                let av = act
+                    .get(k)
+                    .or_else(|| act.get(&k.to_uppercase()))
+                    .unwrap_or(&Value::Null);
                 let ct = child_type(ty, k);
                 compare(ev, av, ct.as_ref(), lenient, &format!("{path}.{k}"))?;
             }
             Ok(())
         }
         Value::Array(exp) => {
-            let Value::Array(act) = actual else { return fail() };
+            let Value::Array(act) = actual else {
+                return fail();
+            };
             if exp.len() != act.len() {
                 return fail();
             }
@@ -148,7 +172,9 @@ pub fn compare(expected: &Value, actual: &Value, ty: Option<&DataType>, lenient:
             Ok(())
         }
         Value::Number(e) => match actual {
-            Value::Number(a) if numbers_match(&e.to_string(), &a.to_string(), ty, lenient) => Ok(()),
+            Value::Number(a) if numbers_match(&e.to_string(), &a.to_string(), ty, lenient) => {
+                Ok(())
+            }
             _ => fail(),
         },
         Value::String(e) => match actual {
@@ -185,9 +211,36 @@ mod tests {
         assert!(compare(&num("1"), &num("1.0"), Some(&DataType::Float64), false, "").is_ok());
         assert!(compare(&num("1"), &num("1.0"), None, false, "").is_err());
         assert!(compare(&num("3.7"), &num("3"), None, false, "").is_ok());
-        assert!(compare(&num("10.0"), &num("10.0000"), Some(&DataType::Decimal128(6, 4)), false, "").is_ok());
-        assert!(compare(&num("10.00001"), &num("10.0000"), Some(&DataType::Decimal128(6, 4)), false, "").is_err());
-        assert!(compare(&num("4.611686018427388e18"), &num("4.6116860184273879E18"), Some(&DataType::Float64), false, "").is_ok());
+        assert!(
+            compare(
+                &num("10.0"),
+                &num("10.0000"),
+                Some(&DataType::Decimal128(6, 4)),
+                false,
+                ""
+            )
+            .is_ok()
+        );
+        assert!(
+            compare(
+                &num("10.00001"),
+                &num("10.0000"),
+                Some(&DataType::Decimal128(6, 4)),
+                false,
+                ""
+            )
+            .is_err()
+        );
+        assert!(
+            compare(
+                &num("4.611686018427388e18"),
+                &num("4.6116860184273879E18"),
+                Some(&DataType::Float64),
+                false,
+                ""
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -195,6 +248,15 @@ mod tests {
         let e = num(r#"{"A": 1, "B": null}"#);
         assert!(compare(&e, &num(r#"{"A": 1, "B": null}"#), None, false, "").is_ok());
         assert!(compare(&e, &num(r#"{"A": 2, "B": null}"#), None, false, "").is_err());
-        assert!(compare(&num(r#"{"a": "x"}"#), &num(r#"{"A": "x"}"#), None, false, "").is_ok());
+        assert!(
+            compare(
+                &num(r#"{"a": "x"}"#),
+                &num(r#"{"A": "x"}"#),
+                None,
+                false,
+                ""
+            )
+            .is_ok()
+        );
     }
 }

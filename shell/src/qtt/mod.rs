@@ -69,7 +69,10 @@ pub async fn run_cases(
             .collect(),
         None => cases.keys().cloned().collect(),
     };
-    let wanted: Vec<String> = wanted.into_iter().filter(|n| filter.is_none_or(|f| n.contains(f))).collect();
+    let wanted: Vec<String> = wanted
+        .into_iter()
+        .filter(|n| filter.is_none_or(|f| n.contains(f)))
+        .collect();
     let sem = Arc::new(Semaphore::new(jobs.max(1)));
     let mut handles = Vec::new();
     for name in &wanted {
@@ -80,10 +83,12 @@ pub async fn run_cases(
             let _permit = sem.acquire_owned().await;
             let outcome = match case {
                 None => Outcome::Fail("no such case in the given files".into()),
-                Some(c) => match tokio::time::timeout(Duration::from_secs(60), run_case(&c)).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome::Fail("timed out after 60s".into()),
-                },
+                Some(c) => {
+                    match tokio::time::timeout(Duration::from_secs(60), run_case(&c)).await {
+                        Ok(o) => o,
+                        Err(_) => Outcome::Fail("timed out after 60s".into()),
+                    }
+                }
             };
             (name, outcome)
         }));
@@ -120,8 +125,17 @@ pub async fn run_cli(
         println!("FAIL {n}: {reason}");
     }
     if let Some(p) = write_passing {
-        std::fs::write(p, summary.passed.join("\n") + "\n").with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, summary.passed.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    println!("{} passed, {} failed", summary.passed.len(), summary.failed.len());
-    Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "{} passed, {} failed",
+        summary.passed.len(),
+        summary.failed.len()
+    );
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

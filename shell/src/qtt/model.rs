@@ -163,20 +163,30 @@ fn value_text(v: &Value) -> String {
 /// Loads a file and expands its cases.
 pub fn load(path: &Path) -> anyhow::Result<Vec<Case>> {
     let json = read_json_with_comments(path)?;
-    let file: TestFile = serde_json::from_value(json).with_context(|| format!("{} is not a QTT file", path.display()))?;
+    let file: TestFile = serde_json::from_value(json)
+        .with_context(|| format!("{} is not a QTT file", path.display()))?;
     if file.tests.is_empty() {
         bail!("{} has no tests", path.display());
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for raw in file.tests {
         if raw.enabled == Some(false) {
             continue;
         }
-        let formats: Vec<Option<String>> =
-            if raw.format.is_empty() { vec![None] } else { raw.format.iter().cloned().map(Some).collect() };
-        let configs: Vec<Option<String>> =
-            if raw.config.is_empty() { vec![None] } else { raw.config.iter().cloned().map(Some).collect() };
+        let formats: Vec<Option<String>> = if raw.format.is_empty() {
+            vec![None]
+        } else {
+            raw.format.iter().cloned().map(Some).collect()
+        };
+        let configs: Vec<Option<String>> = if raw.config.is_empty() {
+            vec![None]
+        } else {
+            raw.config.iter().cloned().map(Some).collect()
+        };
         let config_key = raw
             .properties
             .iter()
@@ -188,8 +198,11 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Case>> {
                 if let Some(f) = f {
                     name.push_str(&format!(" - {f}"));
                 }
-                let mut properties: BTreeMap<String, String> =
-                    raw.properties.iter().map(|(k, v)| (k.clone(), value_text(v))).collect();
+                let mut properties: BTreeMap<String, String> = raw
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value_text(v)))
+                    .collect();
                 if let (Some(c), Some(k)) = (c, &config_key) {
                     name.push_str(&format!(" - {k}={c}"));
                     properties.insert(k.clone(), c.clone());
@@ -199,7 +212,13 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Case>> {
                     Some(f) => joined.replace("{FORMAT}", f),
                     None => joined,
                 };
-                out.push(Case { name, file: path.display().to_string(), sql, properties, raw: raw.clone() });
+                out.push(Case {
+                    name,
+                    file: path.display().to_string(),
+                    sql,
+                    properties,
+                    raw: raw.clone(),
+                });
             }
         }
     }

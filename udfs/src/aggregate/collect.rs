@@ -6,7 +6,9 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 
-use super::{AggregateFunction, GroupsAggregator, ensure, is_retract, list_scalar, scalars_to_array};
+use super::{
+    AggregateFunction, GroupsAggregator, ensure, is_retract, list_scalar, scalars_to_array,
+};
 
 /// Largest collection kept per group (ksqlDB's `ksql.functions.collect_list.limit` default).
 pub const COLLECTION_LIMIT: usize = 1000;
@@ -54,8 +56,15 @@ impl CollectState {
 }
 
 impl GroupsAggregator for CollectState {
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], retract: Option<&BooleanArray>) -> Result<()> {
-        let Some(col) = values.first() else { return exec_err!("missing argument") };
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        retract: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let Some(col) = values.first() else {
+            return exec_err!("missing argument");
+        };
         for (i, &g) in groups.iter().enumerate() {
             ensure(&mut self.values, g, Vec::new());
             let keep_nulls = matches!(self.mode, Mode::List | Mode::Set);
@@ -70,18 +79,27 @@ impl GroupsAggregator for CollectState {
 
     fn evaluate(&self, groups: &[usize]) -> Result<ArrayRef> {
         match self.mode {
-            Mode::CountDistinct => Ok(Arc::new(Int64Array::from_iter_values(
-                groups.iter().map(|&g| self.values.get(g).map(|v| v.len() as i64).unwrap_or(0)),
-            ))),
+            Mode::CountDistinct => {
+                Ok(Arc::new(Int64Array::from_iter_values(groups.iter().map(
+                    |&g| self.values.get(g).map(|v| v.len() as i64).unwrap_or(0),
+                ))))
+            }
             Mode::Histogram => {
                 let out_type = histogram_type();
                 let mut out = Vec::with_capacity(groups.len());
                 for &g in groups {
                     let entries = self.values.get(g).cloned().unwrap_or_default();
                     let keys: Vec<ScalarValue> = entries.iter().map(|(k, _)| k.clone()).collect();
-                    let counts: Vec<ScalarValue> =
-                        entries.iter().map(|(_, c)| ScalarValue::Int64(Some(*c))).collect();
-                    out.push(Some(crate::value::map_scalar(&keys, &counts, &DataType::Utf8, &DataType::Int64)?));
+                    let counts: Vec<ScalarValue> = entries
+                        .iter()
+                        .map(|(_, c)| ScalarValue::Int64(Some(*c)))
+                        .collect();
+                    out.push(Some(crate::value::map_scalar(
+                        &keys,
+                        &counts,
+                        &DataType::Utf8,
+                        &DataType::Int64,
+                    )?));
                 }
                 scalars_to_array(out, &out_type)
             }
@@ -141,19 +159,55 @@ macro_rules! collect_fn {
                 $desc
             }
             fn return_type(&self, args: &[DataType], _: &[ScalarValue]) -> Result<DataType> {
-                let Some(dt) = args.first() else { return exec_err!("{} takes one argument", $name) };
+                let Some(dt) = args.first() else {
+                    return exec_err!("{} takes one argument", $name);
+                };
                 let f: fn(&DataType) -> DataType = $ret;
                 Ok(f(dt))
             }
-            fn create(&self, args: &[DataType], _: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>> {
-                let Some(dt) = args.first() else { return exec_err!("{} takes one argument", $name) };
-                Ok(Box::new(CollectState { mode: $mode, dt: dt.clone(), values: Vec::new() }))
+            fn create(
+                &self,
+                args: &[DataType],
+                _: &[ScalarValue],
+            ) -> Result<Box<dyn GroupsAggregator>> {
+                let Some(dt) = args.first() else {
+                    return exec_err!("{} takes one argument", $name);
+                };
+                Ok(Box::new(CollectState {
+                    mode: $mode,
+                    dt: dt.clone(),
+                    values: Vec::new(),
+                }))
             }
         }
     };
 }
 
-collect_fn!(CollectList, "COLLECT_LIST", "Collects the values of a group into an array, in arrival order", Mode::List, |dt| DataType::new_list(dt.clone(), true));
-collect_fn!(CollectSet, "COLLECT_SET", "Collects the distinct values of a group into an array", Mode::Set, |dt| DataType::new_list(dt.clone(), true));
-collect_fn!(CountDistinct, "COUNT_DISTINCT", "Counts the distinct non-NULL values of a group", Mode::CountDistinct, |_| DataType::Int64);
-collect_fn!(Histogram, "HISTOGRAM", "Counts how often each string value occurs in a group", Mode::Histogram, |_| histogram_type());
+collect_fn!(
+    CollectList,
+    "COLLECT_LIST",
+    "Collects the values of a group into an array, in arrival order",
+    Mode::List,
+    |dt| DataType::new_list(dt.clone(), true)
+);
+collect_fn!(
+    CollectSet,
+    "COLLECT_SET",
+    "Collects the distinct values of a group into an array",
+    Mode::Set,
+    |dt| DataType::new_list(dt.clone(), true)
+);
+collect_fn!(
+    CountDistinct,
+    "COUNT_DISTINCT",
+    "Counts the distinct non-NULL values of a group",
+    Mode::CountDistinct,
+    |_| DataType::Int64
+);
+collect_fn!(
+    Histogram,
+    "HISTOGRAM",
+    "Counts how often each string value occurs in a group",
+    Mode::Histogram,
+    |_| histogram_type()
+);

@@ -33,7 +33,12 @@ struct CountState {
 }
 
 impl GroupsAggregator for CountState {
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], retract: Option<&BooleanArray>) -> Result<()> {
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        retract: Option<&BooleanArray>,
+    ) -> Result<()> {
         let col = values.first();
         for (i, &g) in groups.iter().enumerate() {
             ensure(&mut self.counts, g, 0);
@@ -46,7 +51,9 @@ impl GroupsAggregator for CountState {
     }
     fn evaluate(&self, groups: &[usize]) -> Result<ArrayRef> {
         Ok(Arc::new(Int64Array::from_iter_values(
-            groups.iter().map(|&g| self.counts.get(g).copied().unwrap_or(0)),
+            groups
+                .iter()
+                .map(|&g| self.counts.get(g).copied().unwrap_or(0)),
         )))
     }
     fn merge(&mut self, into: usize, from: usize) -> Result<()> {

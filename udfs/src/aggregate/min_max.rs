@@ -48,9 +48,17 @@ macro_rules! extreme {
             fn return_type(&self, args: &[DataType], _: &[ScalarValue]) -> Result<DataType> {
                 check(args.first(), $name)
             }
-            fn create(&self, args: &[DataType], _: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>> {
+            fn create(
+                &self,
+                args: &[DataType],
+                _: &[ScalarValue],
+            ) -> Result<Box<dyn GroupsAggregator>> {
                 let dt = check(args.first(), $name)?;
-                Ok(Box::new(ExtremeState { dt, values: Vec::new(), keep_new: $keep_new }))
+                Ok(Box::new(ExtremeState {
+                    dt,
+                    values: Vec::new(),
+                    keep_new: $keep_new,
+                }))
             }
             fn supports_retract(&self) -> bool {
                 false
@@ -59,8 +67,18 @@ macro_rules! extreme {
     };
 }
 
-extreme!(Min, "MIN", "Smallest non-NULL value", |o: std::cmp::Ordering| o.is_lt());
-extreme!(Max, "MAX", "Largest non-NULL value", |o: std::cmp::Ordering| o.is_gt());
+extreme!(
+    Min,
+    "MIN",
+    "Smallest non-NULL value",
+    |o: std::cmp::Ordering| o.is_lt()
+);
+extreme!(
+    Max,
+    "MAX",
+    "Largest non-NULL value",
+    |o: std::cmp::Ordering| o.is_gt()
+);
 
 #[derive(Debug)]
 struct ExtremeState {
@@ -83,8 +101,15 @@ impl ExtremeState {
 }
 
 impl GroupsAggregator for ExtremeState {
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], _retract: Option<&BooleanArray>) -> Result<()> {
-        let Some(col) = values.first() else { return exec_err!("missing argument") };
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        _retract: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let Some(col) = values.first() else {
+            return exec_err!("missing argument");
+        };
         let col = datafusion::arrow::compute::cast(col, &self.dt)?;
         for (i, &g) in groups.iter().enumerate() {
             ensure(&mut self.values, g, None);
@@ -96,7 +121,13 @@ impl GroupsAggregator for ExtremeState {
         Ok(())
     }
     fn evaluate(&self, groups: &[usize]) -> Result<ArrayRef> {
-        scalars_to_array(groups.iter().map(|&g| self.values.get(g).cloned().flatten()).collect(), &self.dt)
+        scalars_to_array(
+            groups
+                .iter()
+                .map(|&g| self.values.get(g).cloned().flatten())
+                .collect(),
+            &self.dt,
+        )
     }
     fn merge(&mut self, into: usize, from: usize) -> Result<()> {
         ensure(&mut self.values, into.max(from), None);

@@ -36,7 +36,11 @@ pub trait AggregateFunction: Send + Sync + Debug {
     /// The result type for these value argument types and literal parameters.
     fn return_type(&self, args: &[DataType], params: &[ScalarValue]) -> Result<DataType>;
     /// Creates empty state for any number of groups.
-    fn create(&self, args: &[DataType], params: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>>;
+    fn create(
+        &self,
+        args: &[DataType],
+        params: &[ScalarValue],
+    ) -> Result<Box<dyn GroupsAggregator>>;
     /// Whether rows can be subtracted (required for aggregations over tables).
     fn supports_retract(&self) -> bool {
         true
@@ -75,9 +79,15 @@ pub(crate) fn is_retract(retract: Option<&BooleanArray>, i: usize) -> bool {
 }
 
 /// Builds an array from per-group scalars of type `dt` (nulls where `None`).
-pub(crate) fn scalars_to_array(values: Vec<Option<ScalarValue>>, dt: &DataType) -> Result<ArrayRef> {
+pub(crate) fn scalars_to_array(
+    values: Vec<Option<ScalarValue>>,
+    dt: &DataType,
+) -> Result<ArrayRef> {
     let null = ScalarValue::try_from(dt)?;
-    let vals: Vec<ScalarValue> = values.into_iter().map(|v| v.unwrap_or_else(|| null.clone())).collect();
+    let vals: Vec<ScalarValue> = values
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| null.clone()))
+        .collect();
     if vals.is_empty() {
         return Ok(datafusion::arrow::array::new_empty_array(dt));
     }

@@ -16,7 +16,11 @@ fn params_of(name: &str, params: &[ScalarValue]) -> Result<(Option<usize>, bool)
             ScalarValue::Boolean(Some(b)) => ignore_nulls = *b,
             ScalarValue::Int32(Some(v)) if *v > 0 => n = Some(*v as usize),
             ScalarValue::Int64(Some(v)) if *v > 0 => n = Some(*v as usize),
-            other => return exec_err!("{name}: unexpected parameter {other}; expected a positive count or a boolean"),
+            other => {
+                return exec_err!(
+                    "{name}: unexpected parameter {other}; expected a positive count or a boolean"
+                );
+            }
         }
     }
     Ok((n, ignore_nulls))
@@ -52,8 +56,15 @@ impl OffsetState {
 }
 
 impl GroupsAggregator for OffsetState {
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], _retract: Option<&BooleanArray>) -> Result<()> {
-        let Some(col) = values.first() else { return exec_err!("missing argument") };
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        _retract: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let Some(col) = values.first() else {
+            return exec_err!("missing argument");
+        };
         for (i, &g) in groups.iter().enumerate() {
             ensure(&mut self.values, g, Vec::new());
             if self.ignore_nulls && col.is_null(i) {
@@ -74,8 +85,9 @@ impl GroupsAggregator for OffsetState {
             match self.n {
                 None => out.push(vals.and_then(|v| v.first()).map(|(_, x)| x.clone())),
                 Some(_) => {
-                    let items: Vec<ScalarValue> =
-                        vals.map(|v| v.iter().map(|(_, x)| x.clone()).collect()).unwrap_or_default();
+                    let items: Vec<ScalarValue> = vals
+                        .map(|v| v.iter().map(|(_, x)| x.clone()).collect())
+                        .unwrap_or_default();
                     out.push(Some(list_scalar(&items, &self.dt)));
                 }
             }
@@ -129,15 +141,23 @@ macro_rules! offset_fn {
                 $desc
             }
             fn return_type(&self, args: &[DataType], params: &[ScalarValue]) -> Result<DataType> {
-                let Some(dt) = args.first() else { return exec_err!("{} takes a column", $name) };
+                let Some(dt) = args.first() else {
+                    return exec_err!("{} takes a column", $name);
+                };
                 let (n, _) = params_of($name, params)?;
                 Ok(match n {
                     None => dt.clone(),
                     Some(_) => DataType::new_list(dt.clone(), true),
                 })
             }
-            fn create(&self, args: &[DataType], params: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>> {
-                let Some(dt) = args.first() else { return exec_err!("{} takes a column", $name) };
+            fn create(
+                &self,
+                args: &[DataType],
+                params: &[ScalarValue],
+            ) -> Result<Box<dyn GroupsAggregator>> {
+                let Some(dt) = args.first() else {
+                    return exec_err!("{} takes a column", $name);
+                };
                 let (n, ignore_nulls) = params_of($name, params)?;
                 Ok(Box::new(OffsetState {
                     dt: dt.clone(),
@@ -155,5 +175,15 @@ macro_rules! offset_fn {
     };
 }
 
-offset_fn!(EarliestByOffset, "EARLIEST_BY_OFFSET", "The first value(s) of a group in arrival order", false);
-offset_fn!(LatestByOffset, "LATEST_BY_OFFSET", "The last value(s) of a group in arrival order", true);
+offset_fn!(
+    EarliestByOffset,
+    "EARLIEST_BY_OFFSET",
+    "The first value(s) of a group in arrival order",
+    false
+);
+offset_fn!(
+    LatestByOffset,
+    "LATEST_BY_OFFSET",
+    "The last value(s) of a group in arrival order",
+    true
+);

@@ -41,11 +41,23 @@ struct NumState {
 
 impl NumState {
     fn new(repr: Repr) -> Self {
-        NumState { repr, ints: Vec::new(), floats: Vec::new(), counts: Vec::new() }
+        NumState {
+            repr,
+            ints: Vec::new(),
+            floats: Vec::new(),
+            counts: Vec::new(),
+        }
     }
 
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], retract: Option<&BooleanArray>) -> Result<()> {
-        let Some(col) = values.first() else { return exec_err!("missing argument") };
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        retract: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let Some(col) = values.first() else {
+            return exec_err!("missing argument");
+        };
         if let Some(&max) = groups.iter().max() {
             ensure(&mut self.ints, max, 0);
             ensure(&mut self.floats, max, 0.0);
@@ -76,9 +88,12 @@ impl NumState {
             }
             Repr::Decimal(p, s) => {
                 let c = cast(col, &DataType::Decimal128(p, s))?;
-                let a = c.as_any().downcast_ref::<Decimal128Array>().ok_or_else(|| {
-                    datafusion::error::DataFusionError::Execution("expected decimals".into())
-                })?;
+                let a = c
+                    .as_any()
+                    .downcast_ref::<Decimal128Array>()
+                    .ok_or_else(|| {
+                        datafusion::error::DataFusionError::Execution("expected decimals".into())
+                    })?;
                 for (i, &g) in groups.iter().enumerate() {
                     if a.is_valid(i) {
                         let sign = if is_retract(retract, i) { -1 } else { 1 };
@@ -122,7 +137,9 @@ impl AggregateFunction for Sum {
         "Sums a numeric column; NULLs are skipped and an empty sum is 0"
     }
     fn return_type(&self, args: &[DataType], _: &[ScalarValue]) -> Result<DataType> {
-        let Some(dt) = args.first() else { return exec_err!("SUM takes one argument") };
+        let Some(dt) = args.first() else {
+            return exec_err!("SUM takes one argument");
+        };
         Ok(match repr_of(dt, "SUM")? {
             Repr::Int => match dt {
                 DataType::Int64 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
@@ -133,10 +150,17 @@ impl AggregateFunction for Sum {
             Repr::Decimal(p, s) => DataType::Decimal128(p, s),
         })
     }
-    fn create(&self, args: &[DataType], params: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>> {
+    fn create(
+        &self,
+        args: &[DataType],
+        params: &[ScalarValue],
+    ) -> Result<Box<dyn GroupsAggregator>> {
         let out = self.return_type(args, params)?;
         let repr = repr_of(&args[0], "SUM")?;
-        Ok(Box::new(SumState { state: NumState::new(repr), out }))
+        Ok(Box::new(SumState {
+            state: NumState::new(repr),
+            out,
+        }))
     }
 }
 
@@ -147,20 +171,31 @@ struct SumState {
 }
 
 impl GroupsAggregator for SumState {
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], retract: Option<&BooleanArray>) -> Result<()> {
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        retract: Option<&BooleanArray>,
+    ) -> Result<()> {
         self.state.update(values, groups, retract)
     }
     fn evaluate(&self, groups: &[usize]) -> Result<ArrayRef> {
         let st = &self.state;
         Ok(match (&st.repr, &self.out) {
             (Repr::Int, DataType::Int32) => Arc::new(Int32Array::from_iter_values(
-                groups.iter().map(|&g| st.ints.get(g).copied().unwrap_or(0) as i32),
+                groups
+                    .iter()
+                    .map(|&g| st.ints.get(g).copied().unwrap_or(0) as i32),
             )),
             (Repr::Int, _) => Arc::new(Int64Array::from_iter_values(
-                groups.iter().map(|&g| st.ints.get(g).copied().unwrap_or(0) as i64),
+                groups
+                    .iter()
+                    .map(|&g| st.ints.get(g).copied().unwrap_or(0) as i64),
             )),
             (Repr::Float, _) => Arc::new(Float64Array::from_iter_values(
-                groups.iter().map(|&g| st.floats.get(g).copied().unwrap_or(0.0)),
+                groups
+                    .iter()
+                    .map(|&g| st.floats.get(g).copied().unwrap_or(0.0)),
             )),
             (Repr::Decimal(p, s), _) => Arc::new(
                 Decimal128Array::from_iter_values(
@@ -194,13 +229,17 @@ impl AggregateFunction for Avg {
         "Average of a numeric column, ignoring NULLs"
     }
     fn return_type(&self, args: &[DataType], _: &[ScalarValue]) -> Result<DataType> {
-        let Some(dt) = args.first() else { return exec_err!("AVG takes one argument") };
+        let Some(dt) = args.first() else {
+            return exec_err!("AVG takes one argument");
+        };
         repr_of(dt, "AVG")?;
         Ok(DataType::Float64)
     }
     fn create(&self, args: &[DataType], _: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>> {
         let repr = repr_of(&args[0], "AVG")?;
-        Ok(Box::new(AvgState { state: NumState::new(repr) }))
+        Ok(Box::new(AvgState {
+            state: NumState::new(repr),
+        }))
     }
 }
 
@@ -210,7 +249,12 @@ struct AvgState {
 }
 
 impl GroupsAggregator for AvgState {
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], retract: Option<&BooleanArray>) -> Result<()> {
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        retract: Option<&BooleanArray>,
+    ) -> Result<()> {
         self.state.update(values, groups, retract)
     }
     fn evaluate(&self, groups: &[usize]) -> Result<ArrayRef> {

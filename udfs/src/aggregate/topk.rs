@@ -38,8 +38,15 @@ impl TopKState {
 }
 
 impl GroupsAggregator for TopKState {
-    fn update(&mut self, values: &[ArrayRef], groups: &[usize], _retract: Option<&BooleanArray>) -> Result<()> {
-        let Some(col) = values.first() else { return exec_err!("missing argument") };
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        _retract: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let Some(col) = values.first() else {
+            return exec_err!("missing argument");
+        };
         for (i, &g) in groups.iter().enumerate() {
             ensure(&mut self.values, g, Vec::new());
             if col.is_valid(i) {
@@ -51,7 +58,12 @@ impl GroupsAggregator for TopKState {
     fn evaluate(&self, groups: &[usize]) -> Result<ArrayRef> {
         let out = groups
             .iter()
-            .map(|&g| Some(list_scalar(self.values.get(g).map(|v| v.as_slice()).unwrap_or(&[]), &self.dt)))
+            .map(|&g| {
+                Some(list_scalar(
+                    self.values.get(g).map(|v| v.as_slice()).unwrap_or(&[]),
+                    &self.dt,
+                ))
+            })
             .collect();
         scalars_to_array(out, &DataType::new_list(self.dt.clone(), true))
     }
@@ -86,13 +98,26 @@ macro_rules! topk_fn {
                 $desc
             }
             fn return_type(&self, args: &[DataType], params: &[ScalarValue]) -> Result<DataType> {
-                let Some(dt) = args.first() else { return exec_err!("{} takes a column", $name) };
+                let Some(dt) = args.first() else {
+                    return exec_err!("{} takes a column", $name);
+                };
                 k_of($name, params)?;
                 Ok(DataType::new_list(dt.clone(), true))
             }
-            fn create(&self, args: &[DataType], params: &[ScalarValue]) -> Result<Box<dyn GroupsAggregator>> {
-                let Some(dt) = args.first() else { return exec_err!("{} takes a column", $name) };
-                Ok(Box::new(TopKState { dt: dt.clone(), k: k_of($name, params)?, distinct: $distinct, values: Vec::new() }))
+            fn create(
+                &self,
+                args: &[DataType],
+                params: &[ScalarValue],
+            ) -> Result<Box<dyn GroupsAggregator>> {
+                let Some(dt) = args.first() else {
+                    return exec_err!("{} takes a column", $name);
+                };
+                Ok(Box::new(TopKState {
+                    dt: dt.clone(),
+                    k: k_of($name, params)?,
+                    distinct: $distinct,
+                    values: Vec::new(),
+                }))
             }
             fn supports_retract(&self) -> bool {
                 false
@@ -101,5 +126,15 @@ macro_rules! topk_fn {
     };
 }
 
-topk_fn!(TopK, "TOPK", "The k largest values of a group, largest first", false);
-topk_fn!(TopKDistinct, "TOPKDISTINCT", "The k largest distinct values of a group, largest first", true);
+topk_fn!(
+    TopK,
+    "TOPK",
+    "The k largest values of a group, largest first",
+    false
+);
+topk_fn!(
+    TopKDistinct,
+    "TOPKDISTINCT",
+    "The k largest distinct values of a group, largest first",
+    true
+);

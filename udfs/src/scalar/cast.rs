@@ -15,12 +15,22 @@ use crate::value::{array_arg, java_double, result, string_arg};
 
 /// `CAST(x AS STRING)` for non-string `x`.
 pub fn to_text_udf() -> Arc<ScalarUDF> {
-    Arc::new(SimpleUdf::new("TO_TEXT", (1, 1), |_, _| Ok(DataType::Utf8), to_text))
+    Arc::new(SimpleUdf::udf(
+        "TO_TEXT",
+        (1, 1),
+        |_, _| Ok(DataType::Utf8),
+        to_text,
+    ))
 }
 
 /// `CAST(s AS BOOLEAN)` for strings.
 pub fn to_boolean_udf() -> Arc<ScalarUDF> {
-    Arc::new(SimpleUdf::new("TO_BOOLEAN", (1, 1), |_, _| Ok(DataType::Boolean), to_boolean))
+    Arc::new(SimpleUdf::udf(
+        "TO_BOOLEAN",
+        (1, 1),
+        |_, _| Ok(DataType::Boolean),
+        to_boolean,
+    ))
 }
 
 /// ksqlDB's reading of a string as a boolean: prefixes of `true` and `yes` are true, anything
@@ -42,14 +52,20 @@ pub fn value_text(a: &ArrayRef, i: usize) -> Result<String> {
         return Ok("null".into());
     }
     Ok(match a.data_type() {
-        DataType::Float64 => java_double(a.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(i)),
-        DataType::Float32 => {
-            java_double(a.as_primitive::<datafusion::arrow::datatypes::Float32Type>().value(i) as f64)
-        }
+        DataType::Float64 => java_double(
+            a.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .value(i),
+        ),
+        DataType::Float32 => java_double(
+            a.as_primitive::<datafusion::arrow::datatypes::Float32Type>()
+                .value(i) as f64,
+        ),
         DataType::List(_) => {
             let l = a.as_list::<i32>();
             let inner = l.value(i);
-            let parts = (0..inner.len()).map(|j| value_text(&inner, j)).collect::<Result<Vec<_>>>()?;
+            let parts = (0..inner.len())
+                .map(|j| value_text(&inner, j))
+                .collect::<Result<Vec<_>>>()?;
             format!("[{}]", parts.join(", "))
         }
         DataType::Map(_, _) => {
@@ -81,7 +97,11 @@ pub fn value_text(a: &ArrayRef, i: usize) -> Result<String> {
 
 fn to_text(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {
     let a = array_arg(&args[0], rows)?;
-    let n = if matches!(args[0], ColumnarValue::Scalar(_)) { 1 } else { rows };
+    let n = if matches!(args[0], ColumnarValue::Scalar(_)) {
+        1
+    } else {
+        rows
+    };
     let mut b = StringBuilder::new();
     for i in 0..n {
         if a.is_null(i) {

@@ -17,23 +17,40 @@ use crate::value::{array_arg, result, string_arg, wider};
 /// The functions of this module.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        SimpleUdf::new("COALESCE", (1, 64), common_type, coalesce),
-        SimpleUdf::new("IFNULL", (2, 2), common_type, coalesce),
-        SimpleUdf::new("GREATEST", (1, 64), common_type, |a, n, r| extreme(a, n, r, true)),
-        SimpleUdf::new("LEAST", (1, 64), common_type, |a, n, r| extreme(a, n, r, false)),
+        SimpleUdf::udf("COALESCE", (1, 64), common_type, coalesce),
+        SimpleUdf::udf("IFNULL", (2, 2), common_type, coalesce),
+        SimpleUdf::udf("GREATEST", (1, 64), common_type, |a, n, r| {
+            extreme(a, n, r, true)
+        }),
+        SimpleUdf::udf("LEAST", (1, 64), common_type, |a, n, r| {
+            extreme(a, n, r, false)
+        }),
     ]
 }
 
 /// `LIKE` with an escape character other than backslash.
 pub fn like_escape_udf() -> Arc<ScalarUDF> {
-    Arc::new(SimpleUdf::new("LIKE_ESCAPE", (3, 3), |_, _| Ok(DataType::Boolean), like_escape))
+    Arc::new(SimpleUdf::udf(
+        "LIKE_ESCAPE",
+        (3, 3),
+        |_, _| Ok(DataType::Boolean),
+        like_escape,
+    ))
 }
 
 fn common_type(args: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> {
-    let non_string: Vec<&DataType> =
-        args.iter().filter(|t| !matches!(t, DataType::Null | DataType::Utf8 | DataType::Utf8View)).collect();
-    let pool: Vec<&DataType> = if non_string.is_empty() { args.iter().collect() } else { non_string };
-    Ok(pool.into_iter().fold(DataType::Null, |acc, t| wider(&acc, t)))
+    let non_string: Vec<&DataType> = args
+        .iter()
+        .filter(|t| !matches!(t, DataType::Null | DataType::Utf8 | DataType::Utf8View))
+        .collect();
+    let pool: Vec<&DataType> = if non_string.is_empty() {
+        args.iter().collect()
+    } else {
+        non_string
+    };
+    Ok(pool
+        .into_iter()
+        .fold(DataType::Null, |acc, t| wider(&acc, t)))
 }
 
 /// Casts an argument to the result type; strings that do not cast directly are read as
@@ -50,9 +67,15 @@ fn to_type(v: &ColumnarValue, rows: usize, ty: &DataType) -> Result<ArrayRef> {
         Ok(c) => Ok(c),
         Err(e) if matches!(ty, DataType::Timestamp(..) | DataType::Date32) => {
             let s = string_arg(v, rows)?;
-            let ms: Vec<Option<i64>> = s.iter().map(|v| v.and_then(crate::value::parse_partial_timestamp)).collect();
+            let ms: Vec<Option<i64>> = s
+                .iter()
+                .map(|v| v.and_then(crate::value::parse_partial_timestamp))
+                .collect();
             let ms = datafusion::arrow::array::Int64Array::from(ms);
-            let as_ts = cast(&ms, &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, None))?;
+            let as_ts = cast(
+                &ms,
+                &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, None),
+            )?;
             cast(&as_ts, ty).map_err(|_| e.into())
         }
         Err(e) => Err(e.into()),
@@ -68,11 +91,20 @@ fn coalesce(args: &[ColumnarValue], rows: usize, ret: &DataType) -> Result<Colum
     result(out, args)
 }
 
-fn extreme(args: &[ColumnarValue], rows: usize, ret: &DataType, greatest: bool) -> Result<ColumnarValue> {
+fn extreme(
+    args: &[ColumnarValue],
+    rows: usize,
+    ret: &DataType,
+    greatest: bool,
+) -> Result<ColumnarValue> {
     let mut out = to_type(&args[0], rows, ret)?;
     for a in &args[1..] {
         let next = to_type(a, rows, ret)?;
-        let better: BooleanArray = if greatest { gt(&next, &out)? } else { lt(&next, &out)? };
+        let better: BooleanArray = if greatest {
+            gt(&next, &out)?
+        } else {
+            lt(&next, &out)?
+        };
         // Take `next` where it is better, or where the running value is NULL.
         let take_next: BooleanArray = (0..out.len())
             .map(|i| Some(next.is_valid(i) && (out.is_null(i) || better.value(i))))
@@ -111,13 +143,21 @@ fn like_escape(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<Colu
     let v = string_arg(&args[0], rows)?;
     let p = string_arg(&args[1], rows)?;
     let e = string_arg(&args[2], rows)?;
-    let n = if crate::value::all_scalar(args) { 1 } else { rows };
+    let n = if crate::value::all_scalar(args) {
+        1
+    } else {
+        rows
+    };
     let out: BooleanArray = (0..n)
         .map(|i| {
             if v.is_null(i) || p.is_null(i) {
                 return None;
             }
-            let esc = if e.is_null(i) { None } else { e.value(i).chars().next() };
+            let esc = if e.is_null(i) {
+                None
+            } else {
+                e.value(i).chars().next()
+            };
             Some(like_match(v.value(i), p.value(i), esc))
         })
         .collect();

@@ -23,27 +23,54 @@ const DAY_MS: i64 = 86_400_000;
 /// The date and time functions.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        SimpleUdf::new("TIMESTAMPTOSTRING", (2, 3), utf8, |a, n, _| format_fn(a, n, 1)),
-        SimpleUdf::new("FORMAT_TIMESTAMP", (2, 3), utf8, |a, n, _| format_fn(a, n, 1)),
-        SimpleUdf::new("DATETOSTRING", (2, 2), utf8, |a, n, _| format_fn(a, n, DAY_MS)),
-        SimpleUdf::new("FORMAT_DATE", (2, 2), utf8, |a, n, _| format_fn(a, n, DAY_MS)),
-        SimpleUdf::new("FORMAT_TIME", (2, 2), utf8, |a, n, _| format_fn(a, n, 1)),
-        SimpleUdf::new("STRINGTOTIMESTAMP", (2, 3), |_, _| Ok(DataType::Int64), |a, n, _| {
-            parse_fn(a, n, Target::Millis)
+        SimpleUdf::udf("TIMESTAMPTOSTRING", (2, 3), utf8, |a, n, _| {
+            format_fn(a, n, 1)
         }),
-        SimpleUdf::new("PARSE_TIMESTAMP", (2, 3), ts_type, |a, n, _| parse_fn(a, n, Target::Timestamp)),
-        SimpleUdf::new("STRINGTODATE", (2, 2), |_, _| Ok(DataType::Int32), |a, n, _| {
-            parse_fn(a, n, Target::Days)
+        SimpleUdf::udf("FORMAT_TIMESTAMP", (2, 3), utf8, |a, n, _| {
+            format_fn(a, n, 1)
         }),
-        SimpleUdf::new("PARSE_DATE", (2, 2), |_, _| Ok(DataType::Date32), |a, n, _| {
-            parse_fn(a, n, Target::Date)
+        SimpleUdf::udf("DATETOSTRING", (2, 2), utf8, |a, n, _| {
+            format_fn(a, n, DAY_MS)
         }),
-        SimpleUdf::new("PARSE_TIME", (2, 2), |_, _| Ok(DataType::Time32(TimeUnit::Millisecond)), |a, n, _| {
-            parse_fn(a, n, Target::Time)
+        SimpleUdf::udf("FORMAT_DATE", (2, 2), utf8, |a, n, _| {
+            format_fn(a, n, DAY_MS)
         }),
-        SimpleUdf::new("FROM_UNIXTIME", (1, 1), ts_type, from_unixtime),
-        SimpleUdf::volatile("UNIX_TIMESTAMP", (0, 1), |_, _| Ok(DataType::Int64), unix_timestamp),
-        SimpleUdf::volatile("UNIX_DATE", (0, 1), |_, _| Ok(DataType::Int32), unix_date),
+        SimpleUdf::udf("FORMAT_TIME", (2, 2), utf8, |a, n, _| format_fn(a, n, 1)),
+        SimpleUdf::udf(
+            "STRINGTOTIMESTAMP",
+            (2, 3),
+            |_, _| Ok(DataType::Int64),
+            |a, n, _| parse_fn(a, n, Target::Millis),
+        ),
+        SimpleUdf::udf("PARSE_TIMESTAMP", (2, 3), ts_type, |a, n, _| {
+            parse_fn(a, n, Target::Timestamp)
+        }),
+        SimpleUdf::udf(
+            "STRINGTODATE",
+            (2, 2),
+            |_, _| Ok(DataType::Int32),
+            |a, n, _| parse_fn(a, n, Target::Days),
+        ),
+        SimpleUdf::udf(
+            "PARSE_DATE",
+            (2, 2),
+            |_, _| Ok(DataType::Date32),
+            |a, n, _| parse_fn(a, n, Target::Date),
+        ),
+        SimpleUdf::udf(
+            "PARSE_TIME",
+            (2, 2),
+            |_, _| Ok(DataType::Time32(TimeUnit::Millisecond)),
+            |a, n, _| parse_fn(a, n, Target::Time),
+        ),
+        SimpleUdf::udf("FROM_UNIXTIME", (1, 1), ts_type, from_unixtime),
+        SimpleUdf::volatile_udf(
+            "UNIX_TIMESTAMP",
+            (0, 1),
+            |_, _| Ok(DataType::Int64),
+            unix_timestamp,
+        ),
+        SimpleUdf::volatile_udf("UNIX_DATE", (0, 1), |_, _| Ok(DataType::Int32), unix_date),
     ]
 }
 
@@ -75,7 +102,10 @@ impl Cache {
             .map_err(|e| e.clone())
     }
     fn zone(&mut self, z: &str) -> Option<Tz> {
-        *self.zones.entry(z.to_string()).or_insert_with(|| zone_by_name(z))
+        *self
+            .zones
+            .entry(z.to_string())
+            .or_insert_with(|| zone_by_name(z))
     }
 }
 
@@ -83,7 +113,11 @@ impl Cache {
 fn format_fn(args: &[ColumnarValue], rows: usize, unit: i64) -> Result<ColumnarValue> {
     let v = int_arg(&args[0], rows)?;
     let pat = string_arg(&args[1], rows)?;
-    let tz = if args.len() > 2 { Some(string_arg(&args[2], rows)?) } else { None };
+    let tz = if args.len() > 2 {
+        Some(string_arg(&args[2], rows)?)
+    } else {
+        None
+    };
     let n = if all_scalar(args) { 1 } else { rows };
     let mut cache = Cache::default();
     let mut b = StringBuilder::new();
@@ -103,7 +137,10 @@ fn format_fn(args: &[ColumnarValue], rows: usize, unit: i64) -> Result<ColumnarV
             },
             None => utc(),
         };
-        match cache.format(pat.value(i)).and_then(|f| f.format_millis(v.value(i) * unit, &zone)) {
+        match cache
+            .format(pat.value(i))
+            .and_then(|f| f.format_millis(v.value(i) * unit, &zone))
+        {
             Ok(s) => b.append_value(s),
             Err(e) => {
                 errors::report(e);
@@ -126,7 +163,11 @@ enum Target {
 fn parse_fn(args: &[ColumnarValue], rows: usize, target: Target) -> Result<ColumnarValue> {
     let s = string_arg(&args[0], rows)?;
     let pat = string_arg(&args[1], rows)?;
-    let tz = if args.len() > 2 { Some(string_arg(&args[2], rows)?) } else { None };
+    let tz = if args.len() > 2 {
+        Some(string_arg(&args[2], rows)?)
+    } else {
+        None
+    };
     let n = if all_scalar(args) { 1 } else { rows };
     let mut cache = Cache::default();
     let mut out: Vec<Option<i64>> = Vec::with_capacity(n);
@@ -139,10 +180,17 @@ fn parse_fn(args: &[ColumnarValue], rows: usize, target: Target) -> Result<Colum
             Some(t) => cache.zone(t.value(i)).unwrap_or_else(utc),
             None => utc(),
         };
-        match cache.format(pat.value(i)).and_then(|f| f.parse_millis(s.value(i), &zone)) {
+        match cache
+            .format(pat.value(i))
+            .and_then(|f| f.parse_millis(s.value(i), &zone))
+        {
             Ok(ms) => out.push(Some(ms)),
             Err(e) => {
-                errors::report(format!("failed to parse '{}' with pattern '{}': {e}", s.value(i), pat.value(i)));
+                errors::report(format!(
+                    "failed to parse '{}' with pattern '{}': {e}",
+                    s.value(i),
+                    pat.value(i)
+                ));
                 out.push(None);
             }
         }
@@ -150,8 +198,12 @@ fn parse_fn(args: &[ColumnarValue], rows: usize, target: Target) -> Result<Colum
     let arr: ArrayRef = match target {
         Target::Millis => Arc::new(Int64Array::from(out)),
         Target::Timestamp => Arc::new(TimestampMillisecondArray::from(out)),
-        Target::Days => Arc::new(Int32Array::from_iter(out.iter().map(|v| v.map(|v| v.div_euclid(DAY_MS) as i32)))),
-        Target::Date => Arc::new(Date32Array::from_iter(out.iter().map(|v| v.map(|v| v.div_euclid(DAY_MS) as i32)))),
+        Target::Days => Arc::new(Int32Array::from_iter(
+            out.iter().map(|v| v.map(|v| v.div_euclid(DAY_MS) as i32)),
+        )),
+        Target::Date => Arc::new(Date32Array::from_iter(
+            out.iter().map(|v| v.map(|v| v.div_euclid(DAY_MS) as i32)),
+        )),
         Target::Time => Arc::new(Time32MillisecondArray::from_iter(
             out.iter().map(|v| v.map(|v| v.rem_euclid(DAY_MS) as i32)),
         )),
@@ -171,7 +223,9 @@ fn now_millis() -> i64 {
 
 fn unix_timestamp(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {
     if args.is_empty() {
-        return Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(now_millis()))));
+        return Ok(ColumnarValue::Scalar(ScalarValue::Int64(
+            Some(now_millis()),
+        )));
     }
     let v = int_arg(&args[0], rows)?;
     result(Arc::new(v), args)

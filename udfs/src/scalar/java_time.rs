@@ -50,10 +50,28 @@ pub struct JavaFormat {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
-const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 impl JavaFormat {
     /// Compiles a pattern; unknown letters are an error, as in Java.
@@ -139,11 +157,17 @@ impl JavaFormat {
                 Item::Month(3) => out.push_str(&MONTHS[dt.month0() as usize][..3]),
                 Item::Month(n) => out.push_str(&format!("{:0width$}", dt.month(), width = *n)),
                 Item::Day(n) => out.push_str(&format!("{:0width$}", dt.day(), width = *n)),
-                Item::DayOfYear(n) => out.push_str(&format!("{:0width$}", dt.ordinal(), width = *n)),
+                Item::DayOfYear(n) => {
+                    out.push_str(&format!("{:0width$}", dt.ordinal(), width = *n))
+                }
                 Item::Hour24(n) => out.push_str(&format!("{:0width$}", dt.hour(), width = *n)),
                 Item::Hour12(n) => {
                     let h = dt.hour() % 12;
-                    out.push_str(&format!("{:0width$}", if h == 0 { 12 } else { h }, width = *n))
+                    out.push_str(&format!(
+                        "{:0width$}",
+                        if h == 0 { 12 } else { h },
+                        width = *n
+                    ))
                 }
                 Item::Minute(n) => out.push_str(&format!("{:0width$}", dt.minute(), width = *n)),
                 Item::Second(n) => out.push_str(&format!("{:0width$}", dt.second(), width = *n)),
@@ -167,9 +191,11 @@ impl JavaFormat {
                         out.push_str(&offset_text(secs, *n >= 3, *n == 1));
                     }
                 }
-                Item::ZoneOffsetZ => {
-                    out.push_str(&offset_text(dt.offset().fix().local_minus_utc(), false, false))
-                }
+                Item::ZoneOffsetZ => out.push_str(&offset_text(
+                    dt.offset().fix().local_minus_utc(),
+                    false,
+                    false,
+                )),
             }
         }
         out
@@ -187,7 +213,9 @@ impl JavaFormat {
                 Item::Literal(s) => {
                     for lc in s.chars() {
                         if chars.get(pos) != Some(&lc) {
-                            return Err(format!("'{text}' does not match the pattern at position {pos}"));
+                            return Err(format!(
+                                "'{text}' does not match the pattern at position {pos}"
+                            ));
                         }
                         pos += 1;
                     }
@@ -212,7 +240,9 @@ impl JavaFormat {
                                 .starts_with(&cand.to_lowercase())
                                 .then_some((i as i64 + 1, cand.chars().count()))
                         })
-                        .ok_or_else(|| format!("'{text}': expected a month name at position {pos}"))?;
+                        .ok_or_else(|| {
+                            format!("'{text}': expected a month name at position {pos}")
+                        })?;
                     pos += used;
                     p.month = Some(m);
                 }
@@ -253,7 +283,11 @@ impl JavaFormat {
                     p.nanos = Some(v * 10i64.pow(9 - (*n).min(9) as u32));
                 }
                 Item::AmPm => {
-                    let rest: String = chars[pos..].iter().take(2).collect::<String>().to_uppercase();
+                    let rest: String = chars[pos..]
+                        .iter()
+                        .take(2)
+                        .collect::<String>()
+                        .to_uppercase();
                     p.pm = Some(match rest.as_str() {
                         "AM" => false,
                         "PM" => true,
@@ -269,23 +303,29 @@ impl JavaFormat {
                             let cand = if *n >= 4 { *d } else { &d[..3] };
                             rest.starts_with(&cand.to_lowercase()).then_some(cand.len())
                         })
-                        .ok_or_else(|| format!("'{text}': expected a day name at position {pos}"))?;
+                        .ok_or_else(|| {
+                            format!("'{text}': expected a day name at position {pos}")
+                        })?;
                     pos += used;
                 }
                 Item::ZoneName | Item::ZoneId => {
                     let rest: String = chars[pos..].iter().collect();
                     let end = rest
-                        .find(|c: char| !(c.is_alphanumeric() || c == '/' || c == '_' || c == '+' || c == '-'))
+                        .find(|c: char| {
+                            !(c.is_alphanumeric() || c == '/' || c == '_' || c == '+' || c == '-')
+                        })
                         .unwrap_or(rest.len());
                     let name = &rest[..end];
-                    p.zone = Some(Zone::Named(zone_by_name(name).ok_or_else(|| {
-                        format!("'{text}': unknown time zone '{name}'")
-                    })?));
+                    p.zone =
+                        Some(Zone::Named(zone_by_name(name).ok_or_else(|| {
+                            format!("'{text}': unknown time zone '{name}'")
+                        })?));
                     pos += name.chars().count();
                 }
                 Item::ZoneOffsetX(_) | Item::ZoneOffsetZ => {
-                    let (secs, used) = read_offset(&chars, pos)
-                        .ok_or_else(|| format!("'{text}': expected a zone offset at position {pos}"))?;
+                    let (secs, used) = read_offset(&chars, pos).ok_or_else(|| {
+                        format!("'{text}': expected a zone offset at position {pos}")
+                    })?;
                     pos += used;
                     p.zone = Some(Zone::Offset(secs));
                 }
@@ -294,7 +334,8 @@ impl JavaFormat {
         if pos != chars.len() {
             return Err(format!("'{text}' has unparsed text at position {pos}"));
         }
-        p.to_millis(default_tz).ok_or_else(|| format!("'{text}' is not a valid date-time"))
+        p.to_millis(default_tz)
+            .ok_or_else(|| format!("'{text}' is not a valid date-time"))
     }
 }
 
@@ -311,8 +352,17 @@ fn offset_text(secs: i32, colon: bool, hours_only: bool) -> String {
     }
 }
 
-fn read_field(chars: &[char], pos: usize, n: usize, next_numeric: bool) -> Result<(i64, usize), String> {
-    if next_numeric { read_digits(chars, pos, n, n) } else { read_digits(chars, pos, n.min(1), 9.max(n)) }
+fn read_field(
+    chars: &[char],
+    pos: usize,
+    n: usize,
+    next_numeric: bool,
+) -> Result<(i64, usize), String> {
+    if next_numeric {
+        read_digits(chars, pos, n, n)
+    } else {
+        read_digits(chars, pos, n.min(1), 9.max(n))
+    }
 }
 
 fn read_digits(chars: &[char], pos: usize, min: usize, max: usize) -> Result<(i64, usize), String> {
@@ -323,7 +373,10 @@ fn read_digits(chars: &[char], pos: usize, min: usize, max: usize) -> Result<(i6
         used += 1;
     }
     if used < min.max(1) {
-        return Err(format!("expected {} digit(s) at position {pos}", min.max(1)));
+        return Err(format!(
+            "expected {} digit(s) at position {pos}",
+            min.max(1)
+        ));
     }
     Ok((v, used))
 }
@@ -429,8 +482,14 @@ impl Parsed {
         )?;
         let millis = match self.zone {
             Some(Zone::Offset(secs)) => naive.and_utc().timestamp_millis() - secs as i64 * 1000,
-            Some(Zone::Named(tz)) => tz.from_local_datetime(&naive).earliest()?.timestamp_millis(),
-            None => default_tz.from_local_datetime(&naive).earliest()?.timestamp_millis(),
+            Some(Zone::Named(tz)) => tz
+                .from_local_datetime(&naive)
+                .earliest()?
+                .timestamp_millis(),
+            None => default_tz
+                .from_local_datetime(&naive)
+                .earliest()?
+                .timestamp_millis(),
         };
         Some(millis)
     }
@@ -447,13 +506,26 @@ mod tests {
     #[test]
     fn parses_ksql_patterns() {
         let f = JavaFormat::new("yyyy-MM-dd'T'HH:mm:ss").unwrap();
-        assert_eq!(f.parse_millis("2018-05-11T21:58:33", &utc()).unwrap(), 1526075913000);
+        assert_eq!(
+            f.parse_millis("2018-05-11T21:58:33", &utc()).unwrap(),
+            1526075913000
+        );
         let f = JavaFormat::new("yyyy-MM-dd'T'HH:mm:ss zzz").unwrap();
-        assert_eq!(f.parse_millis("2018-05-11T21:58:33 PST", &utc()).unwrap(), 1526101113000);
+        assert_eq!(
+            f.parse_millis("2018-05-11T21:58:33 PST", &utc()).unwrap(),
+            1526101113000
+        );
         let f = JavaFormat::new("yy-MM-dd HH:mm:ssX").unwrap();
-        assert_eq!(f.parse_millis("10-04-19 12:00:17Z", &utc()).unwrap(), 1271678417000);
+        assert_eq!(
+            f.parse_millis("10-04-19 12:00:17Z", &utc()).unwrap(),
+            1271678417000
+        );
         let f = JavaFormat::new("yyyy-MM-dd'T'HH:mm:ss.SX").unwrap();
-        assert_eq!(f.parse_millis("2019-08-27T13:31:09.2+0000", &utc()).unwrap(), 1566912669200);
+        assert_eq!(
+            f.parse_millis("2019-08-27T13:31:09.2+0000", &utc())
+                .unwrap(),
+            1566912669200
+        );
         let f = JavaFormat::new("yyyyMMdd").unwrap();
         assert_eq!(f.parse_millis("20200101", &utc()).unwrap(), 1577836800000);
         assert!(f.parse_millis("not a date", &utc()).is_err());
@@ -463,8 +535,14 @@ mod tests {
     fn formats_with_zone_names() {
         let f = JavaFormat::new("yyyy-MM-dd HH:mm:ss zzz").unwrap();
         let london: Tz = "Europe/London".parse().unwrap();
-        assert_eq!(f.format_millis(1526075913000, &london).unwrap(), "2018-05-11 22:58:33 BST");
+        assert_eq!(
+            f.format_millis(1526075913000, &london).unwrap(),
+            "2018-05-11 22:58:33 BST"
+        );
         let f = JavaFormat::new("yyyy-MM-dd HH:mm:ss.SSS").unwrap();
-        assert_eq!(f.format_millis(1526075913042, &utc()).unwrap(), "2018-05-11 21:58:33.042");
+        assert_eq!(
+            f.format_millis(1526075913042, &utc()).unwrap(),
+            "2018-05-11 21:58:33.042"
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::udf::SimpleUdf;
 
 /// The JSON functions.
 pub fn functions() -> Vec<ScalarUDF> {
-    vec![SimpleUdf::new(
+    vec![SimpleUdf::udf(
         "EXTRACTJSONFIELD",
         (2, 2),
         |_, _| Ok(DataType::Utf8),
@@ -61,11 +61,16 @@ fn parse_path(path: &str) -> Option<Vec<Step>> {
 pub fn extract(json: &str, path: &str) -> Option<String> {
     let steps = parse_path(path)?;
     // Like Jackson, read the first JSON value and ignore trailing text.
-    let mut cur: Value = serde_json::Deserializer::from_str(json).into_iter::<Value>().next()?.ok()?;
+    let mut cur: Value = serde_json::Deserializer::from_str(json)
+        .into_iter::<Value>()
+        .next()?
+        .ok()?;
     for s in steps {
         cur = match (s, cur) {
             (Step::Field(f), Value::Object(mut m)) => m.remove(&f)?,
-            (Step::Index(i), Value::Array(mut a)) if i >= 0 && (i as usize) < a.len() => a.swap_remove(i as usize),
+            (Step::Index(i), Value::Array(mut a)) if i >= 0 && (i as usize) < a.len() => {
+                a.swap_remove(i as usize)
+            }
             _ => return None,
         };
     }
@@ -82,7 +87,8 @@ mod tests {
 
     #[test]
     fn extracts_nested_fields() {
-        let j = r#"{"name":"riffle","version":1,"@type":"x","array":[1,{"a":2}],"obj":{"b":[true]}}"#;
+        let j =
+            r#"{"name":"riffle","version":1,"@type":"x","array":[1,{"a":2}],"obj":{"b":[true]}}"#;
         assert_eq!(extract(j, "$.name").as_deref(), Some("riffle"));
         assert_eq!(extract(j, "$.version").as_deref(), Some("1"));
         assert_eq!(extract(j, "$.@type").as_deref(), Some("x"));

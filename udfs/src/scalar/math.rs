@@ -18,16 +18,16 @@ use crate::value::{array_arg, int_arg, result};
 /// The numeric functions.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        SimpleUdf::new("ROUND", (1, 2), round_type, round),
-        SimpleUdf::new("CEIL", (1, 1), ceil_floor_type, ceil),
-        SimpleUdf::new("FLOOR", (1, 1), ceil_floor_type, floor),
-        SimpleUdf::new("SIGN", (1, 1), |_, _| Ok(DataType::Int32), sign),
-        SimpleUdf::new("SQRT", (1, 1), double, |a, n, _| unary_f64(a, n, f64::sqrt)),
-        SimpleUdf::new("EXP", (1, 1), double, |a, n, _| unary_f64(a, n, f64::exp)),
-        SimpleUdf::new("LN", (1, 1), double, |a, n, _| unary_f64(a, n, f64::ln)),
-        SimpleUdf::new("LOG", (1, 2), double, log),
-        SimpleUdf::new("POWER", (2, 2), double, power),
-        SimpleUdf::volatile("RANDOM", (0, 0), double, random),
+        SimpleUdf::udf("ROUND", (1, 2), round_type, round),
+        SimpleUdf::udf("CEIL", (1, 1), ceil_floor_type, ceil),
+        SimpleUdf::udf("FLOOR", (1, 1), ceil_floor_type, floor),
+        SimpleUdf::udf("SIGN", (1, 1), |_, _| Ok(DataType::Int32), sign),
+        SimpleUdf::udf("SQRT", (1, 1), double, |a, n, _| unary_f64(a, n, f64::sqrt)),
+        SimpleUdf::udf("EXP", (1, 1), double, |a, n, _| unary_f64(a, n, f64::exp)),
+        SimpleUdf::udf("LN", (1, 1), double, |a, n, _| unary_f64(a, n, f64::ln)),
+        SimpleUdf::udf("LOG", (1, 2), double, log),
+        SimpleUdf::udf("POWER", (2, 2), double, power),
+        SimpleUdf::volatile_udf("RANDOM", (0, 0), double, random),
     ]
 }
 
@@ -54,7 +54,9 @@ fn round_type(args: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> 
 
 fn ceil_floor_type(args: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> {
     Ok(match &args[0] {
-        DataType::Decimal128(p, s) => DataType::Decimal128(((*p as i16 - *s as i16).max(1)) as u8, 0),
+        DataType::Decimal128(p, s) => {
+            DataType::Decimal128(((*p as i16 - *s as i16).max(1)) as u8, 0)
+        }
         dt if is_integer(dt) => dt.clone(),
         _ => DataType::Float64,
     })
@@ -62,7 +64,9 @@ fn ceil_floor_type(args: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataT
 
 fn f64_arg(v: &ColumnarValue, rows: usize) -> Result<Float64Array> {
     let a = array_arg(v, rows)?;
-    Ok(cast(&a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+    Ok(cast(&a, &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
 }
 
 fn unary_f64(args: &[ColumnarValue], rows: usize, f: fn(f64) -> f64) -> Result<ColumnarValue> {
@@ -77,15 +81,22 @@ fn log(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValu
     }
     let b = f64_arg(&args[0], rows)?;
     let x = f64_arg(&args[1], rows)?;
-    let out: Float64Array =
-        b.iter().zip(x.iter()).map(|(b, x)| Some(x?.ln() / b?.ln())).collect();
+    let out: Float64Array = b
+        .iter()
+        .zip(x.iter())
+        .map(|(b, x)| Some(x?.ln() / b?.ln()))
+        .collect();
     result(Arc::new(out), args)
 }
 
 fn power(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {
     let b = f64_arg(&args[0], rows)?;
     let e = f64_arg(&args[1], rows)?;
-    let out: Float64Array = b.iter().zip(e.iter()).map(|(b, e)| Some(b?.powf(e?))).collect();
+    let out: Float64Array = b
+        .iter()
+        .zip(e.iter())
+        .map(|(b, e)| Some(b?.powf(e?)))
+        .collect();
     result(Arc::new(out), args)
 }
 
@@ -110,7 +121,17 @@ fn sign(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarVal
     let a = f64_arg(&args[0], rows)?;
     let out: Int32Array = a
         .iter()
-        .map(|v| v.map(|v| if v > 0.0 { 1 } else if v < 0.0 { -1 } else { 0 }))
+        .map(|v| {
+            v.map(|v| {
+                if v > 0.0 {
+                    1
+                } else if v < 0.0 {
+                    -1
+                } else {
+                    0
+                }
+            })
+        })
         .collect();
     result(Arc::new(out), args)
 }
@@ -136,7 +157,11 @@ fn round_decimal(v: i128, scale: i8, places: i64) -> i128 {
 fn round(args: &[ColumnarValue], rows: usize, ret: &DataType) -> Result<ColumnarValue> {
     arity("ROUND", args, 1, 2)?;
     let a = array_arg(&args[0], rows)?;
-    let places = if args.len() == 2 { Some(int_arg(&args[1], rows)?) } else { None };
+    let places = if args.len() == 2 {
+        Some(int_arg(&args[1], rows)?)
+    } else {
+        None
+    };
     let place = |i: usize| -> Option<i64> {
         match &places {
             None => Some(0),
@@ -156,7 +181,11 @@ fn round(args: &[ColumnarValue], rows: usize, ret: &DataType) -> Result<Columnar
                     let r = round_decimal(d.value(i), s, places);
                     // Re-express at the result scale.
                     let diff = *s2 as i32 - s as i32;
-                    Some(if diff >= 0 { r * 10i128.pow(diff as u32) } else { r / 10i128.pow((-diff) as u32) })
+                    Some(if diff >= 0 {
+                        r * 10i128.pow(diff as u32)
+                    } else {
+                        r / 10i128.pow((-diff) as u32)
+                    })
                 })
                 .collect();
             Arc::new(vals.with_precision_and_scale(*p2, *s2)?)
@@ -186,7 +215,12 @@ fn round(args: &[ColumnarValue], rows: usize, ret: &DataType) -> Result<Columnar
     result(out, args)
 }
 
-fn ceil_floor(args: &[ColumnarValue], rows: usize, ret: &DataType, up: bool) -> Result<ColumnarValue> {
+fn ceil_floor(
+    args: &[ColumnarValue],
+    rows: usize,
+    ret: &DataType,
+    up: bool,
+) -> Result<ColumnarValue> {
     let a = array_arg(&args[0], rows)?;
     let out: ArrayRef = match (a.data_type(), ret) {
         (DataType::Decimal128(_, s), DataType::Decimal128(p2, _)) => {
@@ -207,8 +241,10 @@ fn ceil_floor(args: &[ColumnarValue], rows: usize, ret: &DataType, up: bool) -> 
         (dt, _) if is_integer(dt) => a.clone(),
         _ => {
             let f = f64_arg(&args[0], rows)?;
-            let out: Float64Array =
-                f.iter().map(|v| v.map(|v| if up { v.ceil() } else { v.floor() })).collect();
+            let out: Float64Array = f
+                .iter()
+                .map(|v| v.map(|v| if up { v.ceil() } else { v.floor() }))
+                .collect();
             Arc::new(out)
         }
     };

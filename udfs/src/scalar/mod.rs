@@ -39,8 +39,15 @@ pub(crate) fn map_strings(
     rows: usize,
     f: impl Fn(&[&str]) -> Option<String>,
 ) -> Result<ColumnarValue> {
-    let cols = args.iter().map(|a| string_arg(a, rows)).collect::<Result<Vec<_>>>()?;
-    let n = if crate::value::all_scalar(args) && !args.is_empty() { 1 } else { rows };
+    let cols = args
+        .iter()
+        .map(|a| string_arg(a, rows))
+        .collect::<Result<Vec<_>>>()?;
+    let n = if crate::value::all_scalar(args) && !args.is_empty() {
+        1
+    } else {
+        rows
+    };
     let mut b = StringBuilder::with_capacity(n, n * 8);
     let mut vals: Vec<&str> = Vec::with_capacity(cols.len());
     for i in 0..n {

@@ -18,21 +18,40 @@ use crate::value::{all_scalar, array_arg, binary_arg, int_arg, result, string_ar
 /// The string functions.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        SimpleUdf::new("CONCAT", (1, 64), same_as_first_text, concat),
-        SimpleUdf::new("CONCAT_WS", (2, 64), same_as_first_text, concat_ws),
-        SimpleUdf::new("SUBSTRING", (2, 3), same_as_first_text, substring),
-        SimpleUdf::new("LEN", (1, 1), |_, _| Ok(DataType::Int32), len),
-        SimpleUdf::new("LPAD", (3, 3), same_as_first_text, |a, n, r| pad(a, n, r, true)),
-        SimpleUdf::new("RPAD", (3, 3), same_as_first_text, |a, n, r| pad(a, n, r, false)),
-        SimpleUdf::new("SPLIT", (2, 2), split_type, split),
-        SimpleUdf::new("INSTR", (2, 4), |_, _| Ok(DataType::Int32), instr),
-        SimpleUdf::new("MASK", (1, 5), string, |a, n, _| mask_fn(a, n, MaskRange::All)),
-        SimpleUdf::new("MASK_LEFT", (2, 6), string, |a, n, _| mask_fn(a, n, MaskRange::Left)),
-        SimpleUdf::new("MASK_RIGHT", (2, 6), string, |a, n, _| mask_fn(a, n, MaskRange::Right)),
-        SimpleUdf::new("MASK_KEEP_LEFT", (2, 6), string, |a, n, _| mask_fn(a, n, MaskRange::KeepLeft)),
-        SimpleUdf::new("MASK_KEEP_RIGHT", (2, 6), string, |a, n, _| mask_fn(a, n, MaskRange::KeepRight)),
-        SimpleUdf::new("SHA256", (1, 1), string, sha256),
-        SimpleUdf::new("AS_VALUE", (1, 1), |t, _| Ok(t[0].clone()), |a, _, _| Ok(a[0].clone())),
+        SimpleUdf::udf("CONCAT", (1, 64), same_as_first_text, concat),
+        SimpleUdf::udf("CONCAT_WS", (2, 64), same_as_first_text, concat_ws),
+        SimpleUdf::udf("SUBSTRING", (2, 3), same_as_first_text, substring),
+        SimpleUdf::udf("LEN", (1, 1), |_, _| Ok(DataType::Int32), len),
+        SimpleUdf::udf("LPAD", (3, 3), same_as_first_text, |a, n, r| {
+            pad(a, n, r, true)
+        }),
+        SimpleUdf::udf("RPAD", (3, 3), same_as_first_text, |a, n, r| {
+            pad(a, n, r, false)
+        }),
+        SimpleUdf::udf("SPLIT", (2, 2), split_type, split),
+        SimpleUdf::udf("INSTR", (2, 4), |_, _| Ok(DataType::Int32), instr),
+        SimpleUdf::udf("MASK", (1, 5), string, |a, n, _| {
+            mask_fn(a, n, MaskRange::All)
+        }),
+        SimpleUdf::udf("MASK_LEFT", (2, 6), string, |a, n, _| {
+            mask_fn(a, n, MaskRange::Left)
+        }),
+        SimpleUdf::udf("MASK_RIGHT", (2, 6), string, |a, n, _| {
+            mask_fn(a, n, MaskRange::Right)
+        }),
+        SimpleUdf::udf("MASK_KEEP_LEFT", (2, 6), string, |a, n, _| {
+            mask_fn(a, n, MaskRange::KeepLeft)
+        }),
+        SimpleUdf::udf("MASK_KEEP_RIGHT", (2, 6), string, |a, n, _| {
+            mask_fn(a, n, MaskRange::KeepRight)
+        }),
+        SimpleUdf::udf("SHA256", (1, 1), string, sha256),
+        SimpleUdf::udf(
+            "AS_VALUE",
+            (1, 1),
+            |t, _| Ok(t[0].clone()),
+            |a, _, _| Ok(a[0].clone()),
+        ),
     ]
 }
 
@@ -41,11 +60,18 @@ fn string(_: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> {
 }
 
 fn is_binary(dt: &DataType) -> bool {
-    matches!(dt, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+    matches!(
+        dt,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
 }
 
 fn same_as_first_text(args: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> {
-    Ok(if args.iter().any(is_binary) { DataType::Binary } else { DataType::Utf8 })
+    Ok(if args.iter().any(is_binary) {
+        DataType::Binary
+    } else {
+        DataType::Utf8
+    })
 }
 
 fn split_type(args: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> {
@@ -62,7 +88,10 @@ fn map_bytes(
     rows: usize,
     f: impl Fn(&[Option<&[u8]>]) -> Option<Vec<u8>>,
 ) -> Result<ColumnarValue> {
-    let cols = args.iter().map(|a| binary_arg(a, rows)).collect::<Result<Vec<_>>>()?;
+    let cols = args
+        .iter()
+        .map(|a| binary_arg(a, rows))
+        .collect::<Result<Vec<_>>>()?;
     let n = if all_scalar(args) { 1 } else { rows };
     let mut b = BinaryBuilder::new();
     let mut vals = Vec::with_capacity(cols.len());
@@ -82,7 +111,10 @@ fn map_opt_strings(
     rows: usize,
     f: impl Fn(&[Option<&str>]) -> Option<String>,
 ) -> Result<ColumnarValue> {
-    let cols = args.iter().map(|a| string_arg(a, rows)).collect::<Result<Vec<_>>>()?;
+    let cols = args
+        .iter()
+        .map(|a| string_arg(a, rows))
+        .collect::<Result<Vec<_>>>()?;
     let n = if all_scalar(args) { 1 } else { rows };
     let mut b = StringBuilder::new();
     let mut vals = Vec::with_capacity(cols.len());
@@ -98,7 +130,9 @@ fn map_opt_strings(
 
 fn concat(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {
     if first_is_binary(args) {
-        return map_bytes(args, rows, |v| Some(v.iter().flatten().flat_map(|b| b.iter().copied()).collect()));
+        return map_bytes(args, rows, |v| {
+            Some(v.iter().flatten().flat_map(|b| b.iter().copied()).collect())
+        });
     }
     map_opt_strings(args, rows, |v| Some(v.iter().flatten().copied().collect()))
 }
@@ -121,7 +155,13 @@ fn concat_ws(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<Column
 /// ksqlDB substring bounds: 1-based `pos`, negative counts from the end, 0 means the start.
 fn substring_range(len: usize, pos: i64, count: Option<i64>) -> (usize, usize) {
     let len_i = len as i64;
-    let start = if pos > 0 { pos - 1 } else if pos < 0 { (len_i + pos).max(0) } else { 0 };
+    let start = if pos > 0 {
+        pos - 1
+    } else if pos < 0 {
+        (len_i + pos).max(0)
+    } else {
+        0
+    };
     let start = start.min(len_i);
     let end = match count {
         Some(c) => (start + c.max(0)).min(len_i),
@@ -132,7 +172,11 @@ fn substring_range(len: usize, pos: i64, count: Option<i64>) -> (usize, usize) {
 
 fn substring(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {
     let pos = int_arg(&args[1], rows)?;
-    let count = if args.len() == 3 { Some(int_arg(&args[2], rows)?) } else { None };
+    let count = if args.len() == 3 {
+        Some(int_arg(&args[2], rows)?)
+    } else {
+        None
+    };
     let n = if all_scalar(args) { 1 } else { rows };
     let params = |i: usize| -> Option<(i64, Option<i64>)> {
         if pos.is_null(i) {
@@ -178,9 +222,15 @@ fn substring(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<Column
 fn len(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {
     let a = array_arg(&args[0], rows)?;
     let out: Int32Array = if is_binary(a.data_type()) {
-        binary_arg(&args[0], rows)?.iter().map(|v| v.map(|v| v.len() as i32)).collect()
+        binary_arg(&args[0], rows)?
+            .iter()
+            .map(|v| v.map(|v| v.len() as i32))
+            .collect()
     } else {
-        string_arg(&args[0], rows)?.iter().map(|v| v.map(|v| v.chars().count() as i32)).collect()
+        string_arg(&args[0], rows)?
+            .iter()
+            .map(|v| v.map(|v| v.chars().count() as i32))
+            .collect()
     };
     result(Arc::new(out), args)
 }
@@ -195,7 +245,11 @@ fn pad_units<T: Clone>(subject: &[T], len: i64, padding: &[T], left: bool) -> Op
     }
     let need = len - subject.len();
     let fill: Vec<T> = padding.iter().cloned().cycle().take(need).collect();
-    Some(if left { [fill, subject.to_vec()].concat() } else { [subject.to_vec(), fill].concat() })
+    Some(if left {
+        [fill, subject.to_vec()].concat()
+    } else {
+        [subject.to_vec(), fill].concat()
+    })
 }
 
 fn pad(args: &[ColumnarValue], rows: usize, _: &DataType, left: bool) -> Result<ColumnarValue> {
@@ -224,7 +278,9 @@ fn pad(args: &[ColumnarValue], rows: usize, _: &DataType, left: bool) -> Result<
         }
         let sc: Vec<char> = s.value(i).chars().collect();
         let pc: Vec<char> = p.value(i).chars().collect();
-        b.append_option(pad_units(&sc, lens.value(i), &pc, left).map(|v| v.into_iter().collect::<String>()));
+        b.append_option(
+            pad_units(&sc, lens.value(i), &pc, left).map(|v| v.into_iter().collect::<String>()),
+        );
     }
     result(Arc::new(b.finish()), args)
 }
@@ -298,7 +354,9 @@ fn instr_one(s: &str, sub: &str, pos: i64, occurrence: i64) -> i32 {
         return 0;
     }
     let matches_at = |i: i64| -> bool {
-        i >= 0 && i + needle.len() as i64 <= len && chars[i as usize..i as usize + needle.len()] == needle[..]
+        i >= 0
+            && i + needle.len() as i64 <= len
+            && chars[i as usize..i as usize + needle.len()] == needle[..]
     };
     let mut found = 0;
     if pos > 0 {
@@ -330,8 +388,16 @@ fn instr_one(s: &str, sub: &str, pos: i64, occurrence: i64) -> i32 {
 fn instr(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarValue> {
     let s = string_arg(&args[0], rows)?;
     let sub = string_arg(&args[1], rows)?;
-    let pos = if args.len() > 2 { Some(int_arg(&args[2], rows)?) } else { None };
-    let occ = if args.len() > 3 { Some(int_arg(&args[3], rows)?) } else { None };
+    let pos = if args.len() > 2 {
+        Some(int_arg(&args[2], rows)?)
+    } else {
+        None
+    };
+    let occ = if args.len() > 3 {
+        Some(int_arg(&args[3], rows)?)
+    } else {
+        None
+    };
     let n = if all_scalar(args) { 1 } else { rows };
     let get = |a: &Option<datafusion::arrow::array::Int64Array>, i: usize, d: i64| -> Option<i64> {
         match a {
@@ -344,7 +410,12 @@ fn instr(args: &[ColumnarValue], rows: usize, _: &DataType) -> Result<ColumnarVa
             if s.is_null(i) || sub.is_null(i) {
                 return None;
             }
-            Some(instr_one(s.value(i), sub.value(i), get(&pos, i, 1)?, get(&occ, i, 1)?))
+            Some(instr_one(
+                s.value(i),
+                sub.value(i),
+                get(&pos, i, 1)?,
+                get(&occ, i, 1)?,
+            ))
         })
         .collect();
     result(Arc::new(out), args)
@@ -378,7 +449,11 @@ fn mask_char(c: char, m: &MaskChars) -> char {
 fn mask_fn(args: &[ColumnarValue], rows: usize, range: MaskRange) -> Result<ColumnarValue> {
     let with_count = !matches!(range, MaskRange::All);
     let first_char = if with_count { 2 } else { 1 };
-    let counts = if with_count { Some(int_arg(&args[1], rows)?) } else { None };
+    let counts = if with_count {
+        Some(int_arg(&args[1], rows)?)
+    } else {
+        None
+    };
     let s = string_arg(&args[0], rows)?;
     let mut chars: Vec<Option<datafusion::arrow::array::StringArray>> = Vec::new();
     for a in args.iter().skip(first_char) {
@@ -392,15 +467,28 @@ fn mask_fn(args: &[ColumnarValue], rows: usize, range: MaskRange) -> Result<Colu
             b.append_null();
             continue;
         }
-        let mut m: MaskChars = [Some(defaults[0]), Some(defaults[1]), Some(defaults[2]), Some(defaults[3])];
+        let mut m: MaskChars = [
+            Some(defaults[0]),
+            Some(defaults[1]),
+            Some(defaults[2]),
+            Some(defaults[3]),
+        ];
         for (slot, c) in chars.iter().enumerate() {
             if let Some(c) = c {
-                m[slot] = if c.is_null(i) { None } else { c.value(i).chars().next() };
+                m[slot] = if c.is_null(i) {
+                    None
+                } else {
+                    c.value(i).chars().next()
+                };
             }
         }
         let v: Vec<char> = s.value(i).chars().collect();
         let len = v.len();
-        let k = counts.as_ref().map(|c| c.value(i).max(0) as usize).unwrap_or(0).min(len);
+        let k = counts
+            .as_ref()
+            .map(|c| c.value(i).max(0) as usize)
+            .unwrap_or(0)
+            .min(len);
         let masked: String = v
             .iter()
             .enumerate()
@@ -450,20 +538,33 @@ mod tests {
     #[test]
     fn masks_characters_by_class() {
         let out = mask_fn(
-            &[ColumnarValue::Scalar(ScalarValue::Utf8(Some("Ab1-z".into())))],
+            &[ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                "Ab1-z".into(),
+            )))],
             1,
             MaskRange::All,
         )
         .unwrap();
-        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(s))) = out else { panic!("scalar expected") };
+        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(s))) = out else {
+            panic!("scalar expected")
+        };
         assert_eq!(s, "Xxn-x");
     }
 
     #[test]
     fn sha256_is_hex() {
-        let out = sha256(&[ColumnarValue::Scalar(ScalarValue::Utf8(Some("abc".into())))], 1, &DataType::Utf8)
-            .unwrap();
-        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(s))) = out else { panic!("scalar expected") };
-        assert_eq!(s, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let out = sha256(
+            &[ColumnarValue::Scalar(ScalarValue::Utf8(Some("abc".into())))],
+            1,
+            &DataType::Utf8,
+        )
+        .unwrap();
+        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(s))) = out else {
+            panic!("scalar expected")
+        };
+        assert_eq!(
+            s,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int8Array, Int32Array,
-    Int32Builder, Int64Array, Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
-    new_null_array,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int8Array,
+    Int32Array, Int32Builder, Int64Array, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use rand::{Rng, SeedableRng};
@@ -43,14 +43,21 @@ fn opt_f64(o: &BTreeMap<String, String>, k: &str, col: &str) -> Result<Option<f6
     o.get(k)
         .map(|v| {
             v.trim().parse::<f64>().map_err(|_| {
-                EngineError::Connector(format!("datagen option fields.{col}.{k} must be a number, got '{v}'"))
+                EngineError::Connector(format!(
+                    "datagen option fields.{col}.{k} must be a number, got '{v}'"
+                ))
             })
         })
         .transpose()
 }
 
 impl ColumnGen {
-    fn new(name: &str, data_type: &DataType, opts: Option<&BTreeMap<String, String>>, seed: u64) -> Result<Self> {
+    fn new(
+        name: &str,
+        data_type: &DataType,
+        opts: Option<&BTreeMap<String, String>>,
+        seed: u64,
+    ) -> Result<Self> {
         let empty = BTreeMap::new();
         let o = opts.unwrap_or(&empty);
         let mut h: u64 = seed ^ 0x9E37_79B9_7F4A_7C15;
@@ -64,7 +71,9 @@ impl ColumnGen {
         Ok(ColumnGen {
             data_type: data_type.clone(),
             rng: ChaCha8Rng::seed_from_u64(h),
-            sequence: o.get("kind").is_some_and(|k| k.eq_ignore_ascii_case("sequence")),
+            sequence: o
+                .get("kind")
+                .is_some_and(|k| k.eq_ignore_ascii_case("sequence")),
             min: opt_f64(o, "min", name)?.unwrap_or(default_min),
             max: opt_f64(o, "max", name)?.unwrap_or(default_max),
             start: opt_f64(o, "start", name)?.unwrap_or(0.0) as i64,
@@ -122,7 +131,8 @@ impl ColumnGen {
             DataType::Int32 => fill!(Int32Builder::new(), |g: &mut Self, r| g.int(r) as i32),
             DataType::Int64 => fill!(Int64Builder::new(), |g: &mut Self, r| g.int(r)),
             DataType::Timestamp(TimeUnit::Millisecond, None) => {
-                fill!(TimestampMillisecondBuilder::new(), |g: &mut Self, r| g.int(r))
+                fill!(TimestampMillisecondBuilder::new(), |g: &mut Self, r| g
+                    .int(r))
             }
             DataType::Date32 => fill!(Date32Builder::new(), |g: &mut Self, r| g.int(r) as i32),
             DataType::Boolean => fill!(BooleanBuilder::new(), |g: &mut Self, _| match g.pick() {
@@ -141,7 +151,9 @@ impl ColumnGen {
                 }
             }),
             DataType::Decimal128(p, s) => {
-                let builder = Decimal128Builder::new().with_precision_and_scale(p, s).unwrap_or_default();
+                let builder = Decimal128Builder::new()
+                    .with_precision_and_scale(p, s)
+                    .unwrap_or_default();
                 fill!(builder, |g: &mut Self, _| {
                     let v: f64 = match g.pick() {
                         Some(v) => v.parse().unwrap_or(0.0),
@@ -157,7 +169,9 @@ impl ColumnGen {
                     (g.start + r as i64 * g.step).to_string()
                 } else {
                     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-                    (0..g.length).map(|_| CHARS[g.rng.random_range(0..CHARS.len())] as char).collect()
+                    (0..g.length)
+                        .map(|_| CHARS[g.rng.random_range(0..CHARS.len())] as char)
+                        .collect()
                 }
             }),
             other => new_null_array(&other, n),
@@ -181,7 +195,12 @@ impl DatagenReader {
     pub fn new(def: &SourceDef, opts: &DatagenOptions, schema: StreamSchema) -> Result<Self> {
         let mut columns = Vec::new();
         for c in def.key_columns().chain(def.value_columns()) {
-            columns.push(ColumnGen::new(&c.name, &c.data_type, opts.fields.get(&c.name), opts.seed)?);
+            columns.push(ColumnGen::new(
+                &c.name,
+                &c.data_type,
+                opts.fields.get(&c.name),
+                opts.seed,
+            )?);
         }
         for k in opts.fields.keys() {
             if def.column(k).is_none() {
@@ -192,7 +211,12 @@ impl DatagenReader {
             }
         }
         let timestamp = match &def.timestamp {
-            Some(c) => Some(schema.arrow.index_of(c).map_err(|e| EngineError::Connector(e.to_string()))?),
+            Some(c) => Some(
+                schema
+                    .arrow
+                    .index_of(c)
+                    .map_err(|e| EngineError::Connector(e.to_string()))?,
+            ),
             None => None,
         };
         Ok(DatagenReader {
@@ -230,17 +254,28 @@ impl DatagenReader {
         }
         let n = n as usize;
         let first = self.produced;
-        let mut cols: Vec<ArrayRef> = self.columns.iter_mut().map(|c| c.generate(first, n)).collect();
+        let mut cols: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| c.generate(first, n))
+            .collect();
         let now = chrono::Utc::now().timestamp_millis();
         let rowtime: Vec<i64> = match self.timestamp {
-            Some(idx) => (0..n).map(|i| extract_timestamp(&cols[idx], i, None).unwrap_or(now)).collect(),
+            Some(idx) => (0..n)
+                .map(|i| extract_timestamp(&cols[idx], i, None).unwrap_or(now))
+                .collect(),
             None => vec![now; n],
         };
         cols.push(Arc::new(Int64Array::from(rowtime)));
         cols.push(Arc::new(Int32Array::from(vec![0; n])));
-        cols.push(Arc::new(Int64Array::from_iter_values((first..first + n as u64).map(|o| o as i64))));
+        cols.push(Arc::new(Int64Array::from_iter_values(
+            (first..first + n as u64).map(|o| o as i64),
+        )));
         cols.push(Arc::new(Int8Array::from(vec![0i8; n])));
         self.produced += n as u64;
-        Ok(Poll::Batch(RecordBatch::try_new(self.schema.arrow.clone(), cols)?))
+        Ok(Poll::Batch(RecordBatch::try_new(
+            self.schema.arrow.clone(),
+            cols,
+        )?))
     }
 }

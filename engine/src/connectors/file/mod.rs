@@ -20,8 +20,10 @@ pub struct FileReader {
 impl FileReader {
     /// Opens `path`; with `skip_header` the first line is ignored (CSV headers).
     pub fn open(path: &str, skip_header: bool) -> Result<Self> {
-        let f = std::fs::File::open(path)
-            .map_err(|e| EngineError::Io { context: format!("opening source file {path}"), source: e })?;
+        let f = std::fs::File::open(path).map_err(|e| EngineError::Io {
+            context: format!("opening source file {path}"),
+            source: e,
+        })?;
         Ok(FileReader {
             path: path.to_string(),
             lines: Some(BufReader::new(f).lines()),
@@ -33,7 +35,9 @@ impl FileReader {
 
     /// Reads up to `max` lines.
     pub fn poll(&mut self, max: usize) -> Result<Poll> {
-        let Some(lines) = self.lines.as_mut() else { return Ok(Poll::Exhausted) };
+        let Some(lines) = self.lines.as_mut() else {
+            return Ok(Poll::Exhausted);
+        };
         let now = chrono::Utc::now().timestamp_millis();
         let mut out = Vec::new();
         while out.len() < max {
@@ -43,7 +47,10 @@ impl FileReader {
                     break;
                 }
                 Some(Err(e)) => {
-                    return Err(EngineError::Io { context: format!("reading {}", self.path), source: e });
+                    return Err(EngineError::Io {
+                        context: format!("reading {}", self.path),
+                        source: e,
+                    });
                 }
                 Some(Ok(line)) => {
                     let offset = self.offset;
@@ -57,14 +64,23 @@ impl FileReader {
                     out.push(SourceRecord {
                         partition: 0,
                         offset,
-                        record: Arc::new(Record { key: None, value: Some(line.into_bytes()), timestamp: now, headers: vec![] }),
+                        record: Arc::new(Record {
+                            key: None,
+                            value: Some(line.into_bytes()),
+                            timestamp: now,
+                            headers: vec![],
+                        }),
                         topic: self.topic.clone(),
                     });
                 }
             }
         }
         if out.is_empty() {
-            return Ok(if self.lines.is_none() { Poll::Exhausted } else { Poll::Idle });
+            return Ok(if self.lines.is_none() {
+                Poll::Exhausted
+            } else {
+                Poll::Idle
+            });
         }
         Ok(Poll::Records(out))
     }
@@ -75,10 +91,14 @@ pub fn create_sink_file(path: &str) -> Result<std::io::BufWriter<std::fs::File>>
     if let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| EngineError::Io { context: format!("creating directory for {path}"), source: e })?;
+        std::fs::create_dir_all(parent).map_err(|e| EngineError::Io {
+            context: format!("creating directory for {path}"),
+            source: e,
+        })?;
     }
-    let f = std::fs::File::create(path)
-        .map_err(|e| EngineError::Io { context: format!("creating sink file {path}"), source: e })?;
+    let f = std::fs::File::create(path).map_err(|e| EngineError::Io {
+        context: format!("creating sink file {path}"),
+        source: e,
+    })?;
     Ok(std::io::BufWriter::new(f))
 }

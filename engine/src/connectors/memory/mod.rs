@@ -25,7 +25,9 @@ impl Topic {
         let (changed, _) = watch::channel(0);
         Topic {
             name: name.to_string(),
-            partitions: (0..partitions.max(1)).map(|_| RwLock::new(Vec::new())).collect(),
+            partitions: (0..partitions.max(1))
+                .map(|_| RwLock::new(Vec::new()))
+                .collect(),
             changed,
             writers: AtomicUsize::new(0),
         }
@@ -40,7 +42,9 @@ impl Topic {
     pub fn append(&self, partition: usize, record: Record) -> i64 {
         let p = partition % self.partitions.len();
         let offset = {
-            let mut part = self.partitions[p].write().unwrap_or_else(|e| e.into_inner());
+            let mut part = self.partitions[p]
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             part.push(Arc::new(record));
             part.len() as i64 - 1
         };
@@ -49,9 +53,19 @@ impl Topic {
     }
 
     /// Reads up to `max` records of a partition from `offset` (and below `limit`, if set).
-    pub fn read(&self, partition: usize, offset: i64, max: usize, limit: Option<i64>) -> Vec<SourceRecord> {
-        let part = self.partitions[partition].read().unwrap_or_else(|e| e.into_inner());
-        let end = limit.map(|l| l.min(part.len() as i64)).unwrap_or(part.len() as i64);
+    pub fn read(
+        &self,
+        partition: usize,
+        offset: i64,
+        max: usize,
+        limit: Option<i64>,
+    ) -> Vec<SourceRecord> {
+        let part = self.partitions[partition]
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let end = limit
+            .map(|l| l.min(part.len() as i64))
+            .unwrap_or(part.len() as i64);
         let topic: Arc<str> = Arc::from(self.name.as_str());
         (offset..end)
             .take(max)
@@ -66,7 +80,10 @@ impl Topic {
 
     /// Number of records in a partition.
     pub fn len(&self, partition: usize) -> i64 {
-        self.partitions[partition].read().unwrap_or_else(|e| e.into_inner()).len() as i64
+        self.partitions[partition]
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as i64
     }
 
     /// Whether the topic has no records.
@@ -76,7 +93,9 @@ impl Topic {
 
     /// All records of all partitions, partition by partition.
     pub fn all(&self) -> Vec<SourceRecord> {
-        (0..self.partitions()).flat_map(|p| self.read(p, 0, usize::MAX, None)).collect()
+        (0..self.partitions())
+            .flat_map(|p| self.read(p, 0, usize::MAX, None))
+            .collect()
     }
 
     /// A receiver that changes whenever a record is appended.
@@ -138,17 +157,28 @@ impl TopicStore {
             return t;
         }
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        topics.entry(name.to_string()).or_insert_with(|| Arc::new(Topic::new(name, partitions))).clone()
+        topics
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Topic::new(name, partitions)))
+            .clone()
     }
 
     /// Gets a topic.
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Deletes a topic.
     pub fn delete(&self, name: &str) -> bool {
-        self.topics.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
+        self.topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some()
     }
 
     /// Topic names with their partition counts and record counts.
@@ -157,7 +187,13 @@ impl TopicStore {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .map(|t| (t.name.clone(), t.partitions(), (0..t.partitions()).map(|p| t.len(p)).sum()))
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.partitions(),
+                    (0..t.partitions()).map(|p| t.len(p)).sum(),
+                )
+            })
             .collect()
     }
 }
@@ -172,12 +208,20 @@ pub struct ReadGate {
 impl ReadGate {
     /// Allows reading `topic` up to (excluding) offset `limit`.
     pub fn allow(&self, topic: &str, limit: i64) {
-        self.limits.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string(), limit);
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_string(), limit);
     }
 
     /// The current limit for a topic (0 when never allowed).
     pub fn limit(&self, topic: &str) -> i64 {
-        self.limits.lock().unwrap_or_else(|e| e.into_inner()).get(topic).copied().unwrap_or(0)
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -194,10 +238,23 @@ pub struct MemoryReader {
 
 impl MemoryReader {
     /// Reads `partitions` of `topic` from the beginning.
-    pub fn new(topic: Arc<Topic>, partitions: Vec<usize>, gate: Option<Arc<ReadGate>>, bounded: bool) -> Self {
+    pub fn new(
+        topic: Arc<Topic>,
+        partitions: Vec<usize>,
+        gate: Option<Arc<ReadGate>>,
+        bounded: bool,
+    ) -> Self {
         let changed = topic.subscribe();
         let offsets = vec![0; partitions.len()];
-        MemoryReader { topic, partitions, offsets, next: 0, changed, gate, bounded }
+        MemoryReader {
+            topic,
+            partitions,
+            offsets,
+            next: 0,
+            changed,
+            gate,
+            bounded,
+        }
     }
 
     /// Reads up to `max` available records, round-robin over partitions.
@@ -206,7 +263,9 @@ impl MemoryReader {
         for _ in 0..self.partitions.len() {
             let i = self.next % self.partitions.len();
             self.next += 1;
-            let recs = self.topic.read(self.partitions[i], self.offsets[i], max, limit);
+            let recs = self
+                .topic
+                .read(self.partitions[i], self.offsets[i], max, limit);
             if !recs.is_empty() {
                 self.offsets[i] += recs.len() as i64;
                 return recs;
@@ -219,7 +278,11 @@ impl MemoryReader {
     pub fn exhausted(&self) -> bool {
         self.bounded
             && !self.topic.has_writers()
-            && self.partitions.iter().zip(&self.offsets).all(|(p, o)| self.topic.len(*p) <= *o)
+            && self
+                .partitions
+                .iter()
+                .zip(&self.offsets)
+                .all(|(p, o)| self.topic.len(*p) <= *o)
     }
 
     /// Partitions read by this reader.

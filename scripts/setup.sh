@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up for building and testing riffle on a fresh machine.
+# Fast when already done: it only checks what is there.
+#
+# riffle builds with the Rust toolchain alone (DataFusion, Arrow and every other dependency are
+# compiled from crates.io); no system packages are needed yet.
+set -euo pipefail
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo is not installed; install Rust with rustup (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+# DataFusion 55 needs rustc 1.94 or newer.
+version=$(rustc --version | awk '{print $2}')
+major=${version%%.*}
+rest=${version#*.}
+minor=${rest%%.*}
+if [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 94 ]; }; then
+    echo "setup: rustc $version is too old; riffle needs 1.94 or newer (rustup update)" >&2
+    exit 1
+fi
+
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        echo "setup: installing the $component component"
+        rustup component add "$component"
+    fi
+done
+
+if [ ! -d "$(dirname "$0")/../../shared/conformance/ksql/tests" ]; then
+    echo "setup: warning: ../shared/conformance is missing; the conformance tests need it" >&2
+fi

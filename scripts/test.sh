@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: formatting, lints, the build, unit tests and end-to-end tests
+# (ksqlDB conformance with its no-regression list, riffle's own QTT tests, the examples, the CLI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+scripts/setup.sh
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== build"
+cargo build --workspace --bins
+echo "== tests"
+cargo test --workspace
+echo "== conformance summary"
+"$CARGO_TARGET_DIR/debug/riffle" test ../shared/conformance/ksql/tests \
+    --names ../shared/conformance/ksql/in_scope.txt | tail -n 1

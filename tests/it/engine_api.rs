@@ -1,0 +1,174 @@
+//! The engine API used by every front end: push queries, statements about the catalog, and
+//! parallel execution giving the same results as a single subtask.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use riffle_engine::{Engine, EngineConfig, StatementResult};
+
+async fn execute(engine: &Engine, sql: &str) -> Vec<StatementResult> {
+    engine
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_query_streams_inserted_rows() {
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    execute(&engine, "CREATE STREAM clicks (user_id STRING KEY, page STRING) WITH (kafka_topic='clicks', value_format='JSON');").await;
+    let mut results = execute(
+        &engine,
+        "SELECT user_id, UCASE(page) AS page FROM clicks WHERE page <> '/skip' EMIT CHANGES;",
+    )
+    .await;
+    let StatementResult::Transient(mut q) = results.remove(0) else {
+        panic!("expected a push query")
+    };
+    execute(
+        &engine,
+        "INSERT INTO clicks (user_id, page) VALUES ('u1', '/pricing');\
+         INSERT INTO clicks (user_id, page) VALUES ('u2', '/skip');\
+         INSERT INTO clicks (user_id, page) VALUES ('u3', '/docs');",
+    )
+    .await;
+    let mut pages = Vec::new();
+    while pages.len() < 2 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), q.rows.recv())
+            .await
+            .expect("rows arrive within 10s")
+            .expect("the query is running");
+        let col = batch.column(1).as_string::<i32>();
+        pages.extend((0..batch.num_rows()).map(|i| col.value(i).to_string()));
+    }
+    assert_eq!(pages, ["/PRICING", "/DOCS"]);
+    q.handle.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_explain_show_and_terminate() {
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    execute(&engine, "CREATE STREAM orders (id STRING KEY, account STRING, amount DOUBLE) WITH (kafka_topic='orders', value_format='JSON');").await;
+    execute(
+        &engine,
+        "CREATE TABLE totals AS SELECT account, SUM(amount) AS total FROM orders GROUP BY account;",
+    )
+    .await;
+    let StatementResult::Text(d) = execute(&engine, "DESCRIBE totals;").await.remove(0) else {
+        panic!()
+    };
+    assert!(d.contains("ACCOUNT | STRING (primary key)"), "{d}");
+    assert!(d.contains("TOTAL | DOUBLE"), "{d}");
+    let StatementResult::Text(e) = execute(
+        &engine,
+        "EXPLAIN SELECT account, COUNT(*) FROM orders GROUP BY account EMIT CHANGES;",
+    )
+    .await
+    .remove(0) else {
+        panic!()
+    };
+    assert!(e.contains("Exchange shuffle(__K0)"), "{e}");
+    assert!(e.contains("Aggregate by (__K0) [COUNT() AS __A0]"), "{e}");
+    assert!(e.contains("Source ORDERS"), "{e}");
+    let StatementResult::Listing { rows, .. } = execute(&engine, "SHOW QUERIES;").await.remove(0)
+    else {
+        panic!()
+    };
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], "CTAS_TOTALS_0");
+    let err = engine
+        .execute("DROP STREAM orders;")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("CTAS_TOTALS_0"),
+        "dropping a source that is read must name the query: {err}"
+    );
+    let StatementResult::Terminated { ids } =
+        execute(&engine, "TERMINATE CTAS_TOTALS_0;").await.remove(0)
+    else {
+        panic!()
+    };
+    assert_eq!(ids, ["CTAS_TOTALS_0"]);
+    execute(&engine, "DROP TABLE totals; DROP STREAM orders;").await;
+    assert!(engine.catalog().get("ORDERS").is_none());
+}
+
+async fn counts_with_parallelism(parallelism: usize) -> BTreeMap<String, i64> {
+    let engine = Engine::new(EngineConfig {
+        parallelism,
+        until_idle: true,
+        ..Default::default()
+    })
+    .unwrap();
+    execute(
+        &engine,
+        "CREATE STREAM events (id BIGINT, account STRING) WITH (connector='datagen', rows=20000, seed=11, \
+           'fields.id.kind'='sequence', 'fields.account.length'='2');\
+         CREATE TABLE counts AS SELECT account, COUNT(*) AS n FROM events GROUP BY account;",
+    )
+    .await;
+    engine.wait_all().await.expect("the query finishes");
+    let topic = engine
+        .topics()
+        .get("COUNTS")
+        .expect("the sink topic exists");
+    let mut latest = BTreeMap::new();
+    for r in topic.all() {
+        let key = String::from_utf8(r.record.key.clone().unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(r.record.value.as_ref().unwrap()).unwrap();
+        latest.insert(key, v["N"].as_i64().unwrap());
+    }
+    latest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_aggregation_matches_a_single_subtask() {
+    let one = counts_with_parallelism(1).await;
+    let four = counts_with_parallelism(4).await;
+    assert_eq!(one, four);
+    assert_eq!(one.values().sum::<i64>(), 20000);
+    assert!(
+        one.len() > 100,
+        "two random characters give many accounts, got {}",
+        one.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagen_is_deterministic_for_a_seed() {
+    async fn ids(seed: u64) -> Vec<i64> {
+        let engine = Engine::new(EngineConfig {
+            until_idle: true,
+            ..Default::default()
+        })
+        .unwrap();
+        execute(
+            &engine,
+            &format!(
+                "CREATE STREAM g (n BIGINT) WITH (connector='datagen', rows=50, seed={seed}, 'fields.n.min'='0', 'fields.n.max'='1000000');"
+            ),
+        )
+        .await;
+        let StatementResult::Transient(mut q) = execute(&engine, "SELECT n FROM g EMIT CHANGES;")
+            .await
+            .remove(0)
+        else {
+            panic!()
+        };
+        let mut out = Vec::new();
+        while let Some(b) = q.rows.recv().await {
+            let a = b.column(0).as_primitive::<Int64Type>();
+            out.extend((0..a.len()).map(|i| a.value(i)));
+        }
+        out
+    }
+    let a = ids(5).await;
+    assert_eq!(a.len(), 50);
+    assert_eq!(a, ids(5).await);
+    assert_ne!(a, ids(6).await);
+}

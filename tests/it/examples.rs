@@ -1,0 +1,85 @@
+//! The RevOps examples run on a fresh machine (generator and files, no Kafka) and print their
+//! results deterministically.
+
+use riffle_tests::{repo_root, riffle, stderr, stdout};
+
+#[test]
+fn high_intent_prints_the_same_detections_every_time() {
+    let first = riffle(&["run", "examples/revops/high_intent.sql", "--until-idle"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = riffle(&["run", "examples/revops/high_intent.sql", "--until-idle"]);
+    assert_eq!(
+        stdout(&first),
+        stdout(&second),
+        "two runs printed different detections"
+    );
+    let golden =
+        std::fs::read_to_string(repo_root().join("tests/golden/high_intent.jsonl")).unwrap();
+    assert_eq!(
+        stdout(&first),
+        golden,
+        "the detections changed; review and update tests/golden/high_intent.jsonl"
+    );
+    for line in stdout(&first).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).expect("each detection is a JSON object");
+        assert_eq!(v["EVENT"], "high.intent.detected");
+        assert!(v["DISTINCT_VIEWERS"].as_i64().unwrap() >= 4, "{line}");
+    }
+}
+
+#[test]
+fn order_routing_sends_big_orders_to_the_cfo_and_reports_the_bad_one() {
+    let out = riffle(&["run", "examples/revops/order_routing.sql", "--until-idle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cfo: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let ids: Vec<&str> = cfo
+        .iter()
+        .map(|v| v["ORDER_ID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["O-1002", "O-1005", "O-1008", "O-1010"]);
+    let standard =
+        std::fs::read_to_string(repo_root().join("examples/revops/out/standard_orders.jsonl"))
+            .unwrap();
+    let standard_ids: Vec<String> = standard
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["ORDER_ID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        standard_ids,
+        ["O-1001", "O-1003", "O-1004", "O-1006", "O-1009"]
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("invalid decimal 'not a number'"),
+        "the malformed order must be reported: {err}"
+    );
+}
+
+#[test]
+fn pii_masking_never_prints_an_email() {
+    let out = riffle(&["run", "examples/revops/pii_masking.sql", "--until-idle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 5);
+    assert!(!text.contains('@'), "an email leaked: {text}");
+    // The same person hashes alike whatever the case and spacing of the address.
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["EMAIL_SHA256"], rows[2]["EMAIL_SHA256"]);
+    assert_eq!(
+        rows[0]["EMAIL_SHA256"], "73bc7cab2b5f60c919f890e22eb1a04bc43c33f38c1f9eba423de70f8b72261f",
+        "sha256 of ada.lovelace@acme.com"
+    );
+    assert_eq!(rows[0]["PHONE"], "-n-nnn-nnn-0101");
+}
