@@ -14,6 +14,8 @@ echo "== build"
 cargo build --workspace --bins
 echo "== tests"
 cargo test --workspace
+echo "== benchmarks (each run once, as tests)"
+cargo test -p riffle-benches --benches
 echo "== conformance summary"
 "$CARGO_TARGET_DIR/debug/riffle" test ../shared/conformance/ksql/tests \
     --names ../shared/conformance/ksql/in_scope.txt | tail -n 1
