@@ -21,7 +21,10 @@ fn source(extra: &str) -> String {
 }
 
 fn pipelines(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut g = c.benchmark_group("pipeline");
     g.sample_size(10);
     g.throughput(Throughput::Elements(ROWS));
@@ -53,13 +56,19 @@ fn json_decode(c: &mut Criterion) {
          WITH (kafka_topic='orders', value_format='JSON');",
     )
     .expect("valid DDL");
-    let StatementKind::CreateSource(create) = stmt.kind else { unreachable!("a CREATE STREAM") };
-    let def = source_from_create(&create, &stmt.text, &Defaults::default()).expect("a valid source");
-    let decoder = RecordDecoder::new(&def, Planner::source_schema(&def), "bench").expect("a decoder");
+    let StatementKind::CreateSource(create) = stmt.kind else {
+        unreachable!("a CREATE STREAM")
+    };
+    let def =
+        source_from_create(&create, &stmt.text, &Defaults::default()).expect("a valid source");
+    let decoder =
+        RecordDecoder::new(&def, Planner::source_schema(&def), "bench").expect("a decoder");
     let records = json_orders(4096);
     let mut g = c.benchmark_group("format");
     g.throughput(Throughput::Elements(records.len() as u64));
-    g.bench_function("json_decode_4096", |b| b.iter(|| decoder.decode(&records).batch.num_rows()));
+    g.bench_function("json_decode_4096", |b| {
+        b.iter(|| decoder.decode(&records).batch.num_rows())
+    });
     g.finish();
 }
 

@@ -10,14 +10,22 @@ use riffle_engine::{Engine, EngineConfig};
 
 /// Runs a script whose sources are bounded to completion and returns the rows written.
 pub async fn run_pipeline(sql: &str, parallelism: usize) -> u64 {
-    let engine = Engine::new(EngineConfig { until_idle: true, parallelism, ..Default::default() })
-        .expect("the engine starts");
+    let engine = Engine::new(EngineConfig {
+        until_idle: true,
+        parallelism,
+        ..Default::default()
+    })
+    .expect("the engine starts");
     engine.execute(sql).await.expect("the pipeline starts");
     engine.wait_all().await.expect("the pipeline finishes");
     engine
         .queries()
         .iter()
-        .map(|q| q.metrics.rows_out.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|q| {
+            q.metrics
+                .rows_out
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .sum()
 }
 
