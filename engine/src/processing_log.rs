@@ -29,6 +29,9 @@ pub enum ErrorKind {
     LateRow,
     /// The row's event time could not be read.
     Timestamp,
+    /// A row pattern directive could not be honoured (e.g. `AFTER MATCH SKIP TO FIRST` of the
+    /// match's first row); matching went on.
+    Pattern,
 }
 
 /// One processing-log entry.
@@ -172,7 +175,7 @@ impl ProcessingLog {
         let counter = match e.kind {
             ErrorKind::Deserialization => &c.deserialization,
             ErrorKind::Serialization => &c.serialization,
-            ErrorKind::Function => &c.function,
+            ErrorKind::Function | ErrorKind::Pattern => &c.function,
             ErrorKind::LateRow => &c.late,
             ErrorKind::Timestamp => &c.timestamp,
         };

@@ -247,6 +247,14 @@ pub enum WindowKind {
         /// Distance between window starts.
         advance: Duration,
     },
+    /// Flink's cumulating windows: windows share a start every `size` and end every `step`
+    /// within it (`[0, step)`, `[0, 2·step)`, …, `[0, size)`).
+    Cumulate {
+        /// Distance between window ends.
+        step: Duration,
+        /// Largest window length.
+        size: Duration,
+    },
     /// Activity sessions separated by at least `gap` of inactivity.
     Session {
         /// Inactivity gap.
@@ -291,6 +299,18 @@ pub enum SelectItem {
     },
 }
 
+/// A Flink window table-valued function over a relation:
+/// `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL …))`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowTvf {
+    /// The window shape.
+    pub kind: WindowKind,
+    /// The time attribute column (`DESCRIPTOR(col)`).
+    pub time_column: String,
+    /// `SESSION(TABLE t PARTITION BY k, …)` partition columns.
+    pub partition_by: Vec<String>,
+}
+
 /// A named relation in `FROM` / `JOIN`.
 #[derive(Debug, Clone)]
 pub struct Relation {
@@ -298,6 +318,79 @@ pub struct Relation {
     pub name: String,
     /// Alias (normalized); defaults to the name.
     pub alias: Option<String>,
+    /// A window table-valued function applied to the relation.
+    pub tvf: Option<WindowTvf>,
+    /// A `MATCH_RECOGNIZE` clause applied to the relation.
+    pub match_recognize: Option<Box<MatchRecognize>>,
+}
+
+/// Where matching resumes after a match (`AFTER MATCH SKIP …`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterMatch {
+    /// `SKIP PAST LAST ROW` (the default).
+    PastLastRow,
+    /// `SKIP TO NEXT ROW`.
+    ToNextRow,
+    /// `SKIP TO FIRST v`.
+    ToFirst(String),
+    /// `SKIP TO LAST v` (also `SKIP TO v`).
+    ToLast(String),
+}
+
+/// A row pattern (`PATTERN (…)`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pattern {
+    /// A pattern variable.
+    Var(String),
+    /// Patterns in sequence.
+    Concat(Vec<Pattern>),
+    /// One of several patterns, preferring the first.
+    Alt(Vec<Pattern>),
+    /// A quantified pattern: `min..=max` repetitions (`max` `None` = unbounded), greedy or
+    /// reluctant.
+    Repeat {
+        /// The repeated pattern.
+        inner: Box<Pattern>,
+        /// Fewest repetitions.
+        min: u32,
+        /// Most repetitions.
+        max: Option<u32>,
+        /// Prefer more repetitions (`*`) or fewer (`*?`).
+        greedy: bool,
+    },
+}
+
+/// One `MEASURES` item.
+#[derive(Debug, Clone)]
+pub struct Measure {
+    /// The expression over pattern variables.
+    pub expr: Expr,
+    /// The output column name.
+    pub name: String,
+    /// `FINAL`: evaluate over the complete match even in `ALL ROWS PER MATCH` (the default there
+    /// is `RUNNING`, the match up to the output row).
+    pub final_semantics: bool,
+}
+
+/// A `MATCH_RECOGNIZE` clause (SQL:2016 row pattern recognition).
+#[derive(Debug, Clone)]
+pub struct MatchRecognize {
+    /// `PARTITION BY` expressions.
+    pub partition_by: Vec<Expr>,
+    /// `ORDER BY` expressions; the first must be the time attribute, ascending.
+    pub order_by: Vec<Expr>,
+    /// `MEASURES expr AS name`.
+    pub measures: Vec<Measure>,
+    /// `ALL ROWS PER MATCH` (else `ONE ROW PER MATCH`).
+    pub all_rows: bool,
+    /// `AFTER MATCH SKIP …`.
+    pub after_match: AfterMatch,
+    /// `PATTERN (…)`.
+    pub pattern: Pattern,
+    /// `WITHIN INTERVAL …`: longest time from the first to the last row of a match.
+    pub within: Option<Duration>,
+    /// `DEFINE v AS condition`.
+    pub define: Vec<(String, Expr)>,
 }
 
 impl Relation {

@@ -114,6 +114,8 @@ pub enum WindowType {
     Hopping,
     /// Session window.
     Session,
+    /// Cumulating window (Flink's `CUMULATE`): windows of several sizes share a start.
+    Cumulate,
 }
 
 impl WindowType {
@@ -123,7 +125,14 @@ impl WindowType {
             WindowType::Tumbling => "TUMBLING",
             WindowType::Hopping => "HOPPING",
             WindowType::Session => "SESSION",
+            WindowType::Cumulate => "CUMULATE",
         }
+    }
+
+    /// Whether serialized keys carry the window end as well as its start (the end cannot be
+    /// derived from a fixed size).
+    pub fn key_has_end(&self) -> bool {
+        matches!(self, WindowType::Session | WindowType::Cumulate)
     }
 }
 
@@ -459,6 +468,7 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
                 "TUMBLING" => WindowType::Tumbling,
                 "HOPPING" => WindowType::Hopping,
                 "SESSION" => WindowType::Session,
+                "CUMULATE" => WindowType::Cumulate,
                 other => return Err(SqlError::semantic(format!("unknown WINDOW_TYPE '{other}'"))),
             };
             let size_ms = prop(props, "WINDOW_SIZE")

@@ -9,10 +9,14 @@ pub mod catalog;
 pub mod dialect;
 pub mod error;
 pub mod expr;
+pub mod interval_join;
+pub mod match_recognize;
 pub mod parser;
+pub mod pattern;
 pub mod plan;
 pub mod planner;
 pub mod types;
+pub mod window_tvf;
 
 pub use error::{Position, SqlError};
 pub use parser::{parse_script, parse_statement};

@@ -229,7 +229,11 @@ const CLAUSE_WORDS: &[&str] = &[
     "WITHIN",
     "AS",
     "CROSS",
+    "MATCH_RECOGNIZE",
 ];
+
+/// Clause keywords that end a row pattern (they cannot be pattern variables without quotes).
+const PATTERN_STOP_WORDS: &[&str] = &["DEFINE", "WITHIN", "SUBSET", "MEASURES", "AS"];
 
 /// Words that cannot name a relation without quotes.
 const RESERVED: &[&str] = &[
@@ -868,6 +872,21 @@ impl StatementParser<'_, '_> {
     }
 
     fn parse_relation(&mut self) -> PResult<Relation> {
+        if self.peek_word().as_deref() == Some("TABLE")
+            && self.p.peek_nth_token_ref(1).token == Token::LParen
+        {
+            self.p.next_token();
+            self.p.next_token();
+            let (name, tvf) = self.parse_window_tvf()?;
+            self.p.expect_token(&Token::RParen)?;
+            let alias = self.parse_alias()?;
+            return Ok(Relation {
+                name,
+                alias,
+                tvf: Some(tvf),
+                match_recognize: None,
+            });
+        }
         if let Token::Word(w) = &self.p.peek_token_ref().token
             && w.quote_style.is_none()
             && RESERVED.contains(&w.value.as_str())
@@ -877,8 +896,335 @@ impl StatementParser<'_, '_> {
                 .expected("a stream or table name", self.p.peek_token());
         }
         let name = self.ident("a stream or table name")?;
+        let match_recognize = if self.eat("MATCH_RECOGNIZE") {
+            Some(Box::new(self.parse_match_recognize()?))
+        } else {
+            None
+        };
         let alias = self.parse_alias()?;
-        Ok(Relation { name, alias })
+        Ok(Relation {
+            name,
+            alias,
+            tvf: None,
+            match_recognize,
+        })
+    }
+
+    /// `TUMBLE|HOP|CUMULATE|SESSION(TABLE t [PARTITION BY k, …], DESCRIPTOR(ts), INTERVAL …)`,
+    /// after `TABLE(`.
+    fn parse_window_tvf(&mut self) -> PResult<(String, WindowTvf)> {
+        let func = self.ident("TUMBLE, HOP, CUMULATE or SESSION")?;
+        if !matches!(func.as_str(), "TUMBLE" | "HOP" | "CUMULATE" | "SESSION") {
+            self.p.prev_token();
+            return self
+                .p
+                .expected("TUMBLE, HOP, CUMULATE or SESSION", self.p.peek_token());
+        }
+        self.p.expect_token(&Token::LParen)?;
+        self.expect("TABLE")?;
+        let name = self.ident("a stream or table name")?;
+        let mut partition_by = Vec::new();
+        if func == "SESSION" && self.eat("PARTITION") {
+            self.expect("BY")?;
+            loop {
+                partition_by.push(self.ident("a column name")?);
+                if !(self.p.peek_token_ref().token == Token::Comma
+                    && self.peek_nth_word(1).as_deref() != Some("DESCRIPTOR"))
+                {
+                    break;
+                }
+                self.p.next_token();
+            }
+        }
+        self.p.expect_token(&Token::Comma)?;
+        self.expect("DESCRIPTOR")?;
+        self.p.expect_token(&Token::LParen)?;
+        let time_column = self.ident("the time attribute column")?;
+        self.p.expect_token(&Token::RParen)?;
+        let mut intervals = Vec::new();
+        while self.p.consume_token(&Token::Comma) {
+            let t = self.p.peek_token();
+            let e = self.p.parse_expr()?;
+            match interval_duration(&e) {
+                Some(d) if !d.is_zero() => intervals.push(d),
+                _ => {
+                    return self
+                        .p
+                        .expected("a positive INTERVAL such as INTERVAL '10' MINUTES", t);
+                }
+            }
+        }
+        self.p.expect_token(&Token::RParen)?;
+        let wanted = match func.as_str() {
+            "HOP" | "CUMULATE" => 2,
+            _ => 1,
+        };
+        if intervals.len() != wanted {
+            return Err(ParserError::ParserError(format!(
+                "{func} takes {wanted} interval argument(s) after DESCRIPTOR(…), found {}{}",
+                intervals.len(),
+                self.p.peek_token().span.start
+            )));
+        }
+        let kind = match func.as_str() {
+            "TUMBLE" => WindowKind::Tumbling { size: intervals[0] },
+            "HOP" => {
+                let (advance, size) = (intervals[0], intervals[1]);
+                if advance > size {
+                    return Err(ParserError::ParserError(format!(
+                        "HOP slide ({} ms) must be at most the window size ({} ms)",
+                        advance.as_millis(),
+                        size.as_millis()
+                    )));
+                }
+                WindowKind::Hopping { size, advance }
+            }
+            "CUMULATE" => {
+                let (step, size) = (intervals[0], intervals[1]);
+                if step > size || size.as_millis() % step.as_millis() != 0 {
+                    return Err(ParserError::ParserError(format!(
+                        "CUMULATE size ({} ms) must be a multiple of its step ({} ms)",
+                        size.as_millis(),
+                        step.as_millis()
+                    )));
+                }
+                WindowKind::Cumulate { step, size }
+            }
+            _ => WindowKind::Session { gap: intervals[0] },
+        };
+        Ok((
+            name,
+            WindowTvf {
+                kind,
+                time_column,
+                partition_by,
+            },
+        ))
+    }
+
+    /// The body of `MATCH_RECOGNIZE ( … )`.
+    fn parse_match_recognize(&mut self) -> PResult<MatchRecognize> {
+        self.p.expect_token(&Token::LParen)?;
+        let mut partition_by = Vec::new();
+        if self.eat("PARTITION") {
+            self.expect("BY")?;
+            partition_by = self.parse_expr_list()?;
+        }
+        let mut order_by = Vec::new();
+        if self.eat("ORDER") {
+            self.expect("BY")?;
+            loop {
+                order_by.push(self.p.parse_expr()?);
+                if self.eat("DESC") {
+                    self.p.prev_token();
+                    return self.p.expected(
+                        "ASC (MATCH_RECOGNIZE orders rows by ascending time)",
+                        self.p.peek_token(),
+                    );
+                }
+                self.eat("ASC");
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+        }
+        let mut measures = Vec::new();
+        if self.eat("MEASURES") {
+            loop {
+                let final_semantics = if self.eat("FINAL") {
+                    true
+                } else {
+                    self.eat("RUNNING");
+                    false
+                };
+                let expr = self.p.parse_expr()?;
+                self.expect("AS")?;
+                let name = self.ident("a measure name")?;
+                measures.push(Measure {
+                    expr,
+                    name,
+                    final_semantics,
+                });
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+        }
+        let mut all_rows = false;
+        if self.eat("ONE") {
+            self.expect("ROW")?;
+            self.expect("PER")?;
+            self.expect("MATCH")?;
+        } else if self.eat("ALL") {
+            self.expect("ROWS")?;
+            self.expect("PER")?;
+            self.expect("MATCH")?;
+            all_rows = true;
+        }
+        let mut after_match = AfterMatch::PastLastRow;
+        if self.eat("AFTER") {
+            self.expect("MATCH")?;
+            self.expect("SKIP")?;
+            after_match = if self.eat("PAST") {
+                self.expect("LAST")?;
+                self.expect("ROW")?;
+                AfterMatch::PastLastRow
+            } else {
+                self.expect("TO")?;
+                if self.eat("NEXT") {
+                    self.expect("ROW")?;
+                    AfterMatch::ToNextRow
+                } else if self.eat("FIRST") {
+                    AfterMatch::ToFirst(self.ident("a pattern variable")?)
+                } else if self.eat("LAST") {
+                    AfterMatch::ToLast(self.ident("a pattern variable")?)
+                } else {
+                    AfterMatch::ToLast(
+                        self.ident("NEXT ROW, FIRST v, LAST v or a pattern variable")?,
+                    )
+                }
+            };
+        }
+        self.expect("PATTERN")?;
+        self.p.expect_token(&Token::LParen)?;
+        let pattern = self.parse_pattern_alt()?;
+        self.p.expect_token(&Token::RParen)?;
+        let within = if self.eat("WITHIN") {
+            let t = self.p.peek_token();
+            let e = self.p.parse_expr()?;
+            match interval_duration(&e) {
+                Some(d) => Some(d),
+                None => return self.p.expected("INTERVAL 'n' UNIT", t),
+            }
+        } else {
+            None
+        };
+        let mut define = Vec::new();
+        if self.eat("DEFINE") {
+            loop {
+                let var = self.ident("a pattern variable")?;
+                self.expect("AS")?;
+                define.push((var, self.p.parse_expr()?));
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+        }
+        self.p.expect_token(&Token::RParen)?;
+        Ok(MatchRecognize {
+            partition_by,
+            order_by,
+            measures,
+            all_rows,
+            after_match,
+            pattern,
+            within,
+            define,
+        })
+    }
+
+    /// `p1 | p2 | …`
+    fn parse_pattern_alt(&mut self) -> PResult<Pattern> {
+        let mut alts = vec![self.parse_pattern_concat()?];
+        while self.p.consume_token(&Token::Pipe) {
+            alts.push(self.parse_pattern_concat()?);
+        }
+        Ok(if alts.len() == 1 {
+            alts.remove(0)
+        } else {
+            Pattern::Alt(alts)
+        })
+    }
+
+    /// A sequence of quantified terms.
+    fn parse_pattern_concat(&mut self) -> PResult<Pattern> {
+        let mut items = Vec::new();
+        loop {
+            match &self.p.peek_token_ref().token {
+                Token::Word(w)
+                    if w.quote_style.is_none()
+                        && PATTERN_STOP_WORDS.contains(&w.value.as_str()) =>
+                {
+                    break;
+                }
+                Token::Word(_) | Token::LParen => items.push(self.parse_pattern_term()?),
+                _ => break,
+            }
+        }
+        match items.len() {
+            0 => self
+                .p
+                .expected("a pattern variable or (", self.p.peek_token()),
+            1 => Ok(items.remove(0)),
+            _ => Ok(Pattern::Concat(items)),
+        }
+    }
+
+    /// Whether the next token is a `?` (reluctant marker or optional quantifier).
+    fn eat_question(&mut self) -> bool {
+        let is_q = match &self.p.peek_token_ref().token {
+            Token::Placeholder(s) => s == "?",
+            Token::Question => true,
+            _ => false,
+        };
+        if is_q {
+            self.p.next_token();
+        }
+        is_q
+    }
+
+    /// A variable or group followed by quantifiers.
+    fn parse_pattern_term(&mut self) -> PResult<Pattern> {
+        let mut p = if self.p.consume_token(&Token::LParen) {
+            let inner = self.parse_pattern_alt()?;
+            self.p.expect_token(&Token::RParen)?;
+            inner
+        } else {
+            Pattern::Var(self.ident("a pattern variable")?)
+        };
+        loop {
+            let (min, max) = if self.p.consume_token(&Token::Mul) {
+                (0, None)
+            } else if self.p.consume_token(&Token::Plus) {
+                (1, None)
+            } else if self.eat_question() {
+                (0, Some(1))
+            } else if self.p.consume_token(&Token::LBrace) {
+                let min = if self.p.peek_token_ref().token == Token::Comma {
+                    0
+                } else {
+                    self.p.parse_literal_uint()? as u32
+                };
+                let max = if self.p.consume_token(&Token::Comma) {
+                    if self.p.peek_token_ref().token == Token::RBrace {
+                        None
+                    } else {
+                        Some(self.p.parse_literal_uint()? as u32)
+                    }
+                } else {
+                    Some(min)
+                };
+                self.p.expect_token(&Token::RBrace)?;
+                if max.is_some_and(|m| m < min || m == 0) {
+                    return Err(ParserError::ParserError(format!(
+                        "quantifier {{{min},{}}} must allow at least one row and have min <= max{}",
+                        max.unwrap_or_default(),
+                        self.p.peek_token().span.start
+                    )));
+                }
+                (min, max)
+            } else {
+                break;
+            };
+            let greedy = !self.eat_question();
+            p = Pattern::Repeat {
+                inner: Box::new(p),
+                min,
+                max,
+                greedy,
+            };
+        }
+        Ok(p)
     }
 
     fn parse_duration(&mut self) -> PResult<Duration> {

@@ -226,9 +226,9 @@ impl AggregateNode {
             return g.as_millis() as i64;
         }
         let size = match &w.kind {
-            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
-                size.as_millis() as i64
-            }
+            WindowKind::Tumbling { size }
+            | WindowKind::Hopping { size, .. }
+            | WindowKind::Cumulate { size, .. } => size.as_millis() as i64,
             WindowKind::Session { gap } => gap.as_millis() as i64,
         };
         (86_400_000 - size).max(0)
@@ -293,6 +293,8 @@ impl JoinType {
 /// A node of the streaming plan.
 #[derive(Debug, Clone)]
 pub enum PlanNode {
+    /// Recognizes row patterns per partition.
+    MatchRecognize(crate::match_recognize::MatchRecognizeNode),
     /// Reads a relation.
     Source(SourceNode),
     /// Filters rows.
@@ -317,6 +319,7 @@ impl PlanNode {
             PlanNode::Exchange(e) => e.input.schema(),
             PlanNode::Aggregate(a) => &a.schema,
             PlanNode::Join(j) => &j.schema,
+            PlanNode::MatchRecognize(m) => &m.schema,
         }
     }
 
@@ -328,6 +331,7 @@ impl PlanNode {
             PlanNode::Project(p) => p.input.sources(),
             PlanNode::Exchange(e) => e.input.sources(),
             PlanNode::Aggregate(a) => a.input.sources(),
+            PlanNode::MatchRecognize(m) => m.input.sources(),
             PlanNode::Join(j) => {
                 let mut v = j.left.sources();
                 v.extend(j.right.sources());
@@ -339,6 +343,10 @@ impl PlanNode {
     fn render(&self, depth: usize, out: &mut String) {
         let pad = "  ".repeat(depth);
         match self {
+            PlanNode::MatchRecognize(m) => {
+                let _ = writeln!(out, "{pad}{}", m.describe());
+                m.input.render(depth + 1, out);
+            }
             PlanNode::Source(s) => {
                 let _ = writeln!(
                     out,
@@ -403,6 +411,11 @@ impl PlanNode {
                                 "HOPPING({}ms, advance {}ms)",
                                 size.as_millis(),
                                 advance.as_millis()
+                            ),
+                            WindowKind::Cumulate { step, size } => format!(
+                                "CUMULATE({}ms, step {}ms)",
+                                size.as_millis(),
+                                step.as_millis()
                             ),
                             WindowKind::Session { gap } =>
                                 format!("SESSION(gap {}ms)", gap.as_millis()),

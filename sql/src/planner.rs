@@ -211,6 +211,16 @@ impl<'a> Planner<'a> {
 
     /// Plans a query.
     pub fn plan_query(&self, q: &Query) -> Result<QueryPlan> {
+        let desugared = crate::window_tvf::desugar(q, self.catalog)?;
+        let q = &desugared;
+        for j in &q.joins {
+            if j.relation.tvf.is_some() || j.relation.match_recognize.is_some() {
+                return Err(SqlError::semantic(format!(
+                    "{} in a JOIN: window TVFs and MATCH_RECOGNIZE apply to the first relation of FROM only",
+                    j.relation.name
+                )));
+            }
+        }
         let mut taken: HashSet<String> = HashSet::new();
         let mut ambiguous: HashSet<String> = HashSet::new();
         for r in std::iter::once(&q.from).chain(q.joins.iter().map(|j| &j.relation)) {
@@ -304,6 +314,21 @@ impl<'a> Planner<'a> {
     fn plan_from(&self, q: &Query, is_aggregate: bool) -> Result<Rel> {
         let def = self.catalog.require(&q.from.name)?;
         let alias = q.from.qualifier().to_string();
+        if let Some(mr) = &q.from.match_recognize {
+            let m = crate::match_recognize::plan(&def, &alias, mr, self.registry)?;
+            let mut rel = Rel {
+                node: m.node,
+                scope: m.scope,
+                kind: SourceKind::Stream,
+                keys: m.keys.iter().map(|k| KeyGroup::column(k, k)).collect(),
+                window: None,
+                joined: false,
+            };
+            for (i, j) in q.joins.iter().enumerate() {
+                rel = self.plan_join(rel, j, i, &alias)?;
+            }
+            return Ok(rel);
+        }
         let scope = Self::source_scope(&def, &alias);
         let keys = def
             .key_columns()
@@ -447,7 +472,25 @@ impl<'a> Planner<'a> {
         } else {
             first_alias.to_string()
         };
-        let mut on = &j.on;
+        let interval = if left.kind == SourceKind::Stream
+            && right.kind == SourceKind::Stream
+            && j.within.is_none()
+        {
+            let side_of = |e: &SqlExpr| -> Option<crate::interval_join::Side> {
+                use crate::interval_join::Side;
+                if Self::is_time_attribute(&right, e) {
+                    Some(Side::Right)
+                } else if Self::is_time_attribute(&left, e) {
+                    Some(Side::Left)
+                } else {
+                    None
+                }
+            };
+            crate::interval_join::split(&j.on, &side_of)?
+        } else {
+            None
+        };
+        let mut on = interval.as_ref().map(|i| &i.equality).unwrap_or(&j.on);
         while let SqlExpr::Nested(inner) = on {
             on = inner;
         }
@@ -508,6 +551,14 @@ impl<'a> Planner<'a> {
         let _lcol = is_column(&lkey, &left);
         let rcol = is_column(&rkey, &right);
         let join_type = match (left.kind, right.kind, &j.within) {
+            (SourceKind::Stream, SourceKind::Stream, None) if interval.is_some() => {
+                let i = interval.as_ref().expect("checked by the guard");
+                JoinType::StreamStream {
+                    before_ms: i.before_ms,
+                    after_ms: i.after_ms,
+                    grace_ms: Some(0),
+                }
+            }
             (SourceKind::Stream, SourceKind::Stream, Some(w)) => JoinType::StreamStream {
                 before_ms: w.before.as_millis() as i64,
                 after_ms: w.after.as_millis() as i64,
@@ -746,6 +797,29 @@ impl<'a> Planner<'a> {
             window: None,
             joined: true,
         })
+    }
+
+    /// Whether `e` names the event-time attribute of `rel`: `ROWTIME`, or the column a source
+    /// declares as its timestamp (`WATERMARK FOR ts …` / `TIMESTAMP='ts'`).
+    fn is_time_attribute(rel: &Rel, e: &SqlExpr) -> bool {
+        let resolved = match e {
+            SqlExpr::Identifier(id) => rel.scope.resolve(None, &id.value),
+            SqlExpr::CompoundIdentifier(ids) if ids.len() == 2 => {
+                if !rel.scope.is_qualifier(&ids[0].value) {
+                    return false;
+                }
+                rel.scope.resolve(Some(&ids[0].value), &ids[1].value)
+            }
+            _ => return false,
+        };
+        let Ok(c) = resolved else { return false };
+        if c.name == ROWTIME {
+            return true;
+        }
+        match &rel.node {
+            PlanNode::Source(s) => s.def.timestamp.as_deref() == Some(c.name.as_str()),
+            _ => false,
+        }
     }
 
     /// Expands `*` and `alias.*` into column references.
@@ -1258,12 +1332,15 @@ impl<'a> Planner<'a> {
                 window_type: WindowType::Hopping,
                 size_ms: Some(size.as_millis() as i64),
             },
+            WindowKind::Cumulate { .. } => WindowInfo {
+                window_type: WindowType::Cumulate,
+                size_ms: None,
+            },
             WindowKind::Session { .. } => WindowInfo {
                 window_type: WindowType::Session,
                 size_ms: None,
             },
         });
-        let _ = Arc::new(());
         self.finish_projection(
             root,
             items,

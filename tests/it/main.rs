@@ -6,3 +6,4 @@ mod conformance;
 mod engine_api;
 mod examples;
 mod own_qtt;
+mod window_tvf;

@@ -14,7 +14,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use riffle_sql::ast::{HeaderSpec, SourceKind};
-use riffle_sql::catalog::{FormatKind, FormatSpec, SourceDef, WindowInfo, WindowType};
+use riffle_sql::catalog::{FormatKind, FormatSpec, SourceDef, WindowInfo};
 use riffle_sql::plan::{ChangeOp, StreamSchema};
 use riffle_udfs::scalar::java_time::JavaFormat;
 use serde_json::Value;
@@ -47,7 +47,7 @@ pub struct Decoded {
 fn key_suffix_len(window: &Option<WindowInfo>) -> usize {
     match window {
         None => 0,
-        Some(w) if w.window_type == WindowType::Session => 16,
+        Some(w) if w.window_type.key_has_end() => 16,
         Some(_) => 8,
     }
 }
@@ -557,7 +557,7 @@ impl RecordEncoder {
         match (self.window, window) {
             (Some(w), Some((start, end))) => {
                 let mut k = inner.unwrap_or_default();
-                if w.window_type == WindowType::Session {
+                if w.window_type.key_has_end() {
                     k.extend_from_slice(&end.to_be_bytes());
                 }
                 k.extend_from_slice(&start.to_be_bytes());

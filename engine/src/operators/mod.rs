@@ -6,6 +6,8 @@ pub mod aggregate_state;
 pub mod filter;
 pub mod group_aggregate;
 pub mod join_rows;
+pub mod match_recognize;
+pub mod pattern_matcher;
 pub mod project;
 pub mod session_window;
 pub mod sink;

@@ -1,5 +1,5 @@
-//! Tumbling and hopping window aggregation. Each row is assigned to every window containing its
-//! event time; a window accepts rows until the watermark passes its end plus the grace period,
+//! Tumbling, hopping and cumulating window aggregation. Each row is assigned to every window
+//! containing its event time; a window accepts rows until the watermark passes its end plus the grace period,
 //! then its state is dropped (and, with `EMIT FINAL`, its result is emitted exactly once). Rows
 //! whose windows have all closed are late: they go to the processing log, never silently lost.
 
@@ -31,32 +31,70 @@ pub fn window_starts(ts: i64, size: i64, advance: i64) -> Vec<i64> {
     out
 }
 
+/// The windows `[start, end)` of a cumulating window of `size` growing by `step` that contain
+/// `ts`: they all start at the enclosing multiple of `size`.
+pub fn cumulate_windows(ts: i64, step: i64, size: i64) -> Vec<(i64, i64)> {
+    let start = ts.div_euclid(size) * size;
+    let first_end = start + ((ts - start) / step + 1) * step;
+    (first_end..=start + size)
+        .step_by(step as usize)
+        .map(|end| (start, end))
+        .collect()
+}
+
+/// How rows are assigned to windows.
+#[derive(Debug, Clone, Copy)]
+enum Assigner {
+    /// Tumbling (`advance == size`) and hopping windows.
+    Sliding { size: i64, advance: i64 },
+    /// Cumulating windows.
+    Cumulate { step: i64, size: i64 },
+}
+
+impl Assigner {
+    fn windows(&self, ts: i64) -> Vec<(i64, i64)> {
+        match *self {
+            Assigner::Sliding { size, advance } => window_starts(ts, size, advance)
+                .into_iter()
+                .map(|s| (s, s + size))
+                .collect(),
+            Assigner::Cumulate { step, size } => cumulate_windows(ts, step, size),
+        }
+    }
+}
+
 /// Time-window aggregation.
 pub struct WindowAggregateOp {
     input: StreamSchema,
     output: StreamSchema,
     state: AggregateState,
-    size: i64,
-    advance: i64,
+    assigner: Assigner,
     grace: i64,
     emit: Emit,
-    groups: HashMap<(OwnedRow, i64), usize>,
+    groups: HashMap<(OwnedRow, i64, i64), usize>,
     by_end: BTreeMap<i64, Vec<usize>>,
-    starts: Vec<i64>,
+    bounds: Vec<(i64, i64)>,
     watermark: i64,
 }
 
 impl WindowAggregateOp {
-    /// Builds the operator for a tumbling or hopping aggregate node.
+    /// Builds the operator for a tumbling, hopping or cumulating aggregate node.
     pub fn new(node: &AggregateNode) -> Result<Self> {
         let input = node.input.schema().clone();
-        let (size, advance) = match node.window.as_ref().map(|w| &w.kind) {
-            Some(WindowKind::Tumbling { size }) => {
-                (size.as_millis() as i64, size.as_millis() as i64)
-            }
-            Some(WindowKind::Hopping { size, advance }) => {
-                (size.as_millis() as i64, advance.as_millis() as i64)
-            }
+        let ms = |d: &std::time::Duration| (d.as_millis() as i64).max(1);
+        let assigner = match node.window.as_ref().map(|w| &w.kind) {
+            Some(WindowKind::Tumbling { size }) => Assigner::Sliding {
+                size: ms(size),
+                advance: ms(size),
+            },
+            Some(WindowKind::Hopping { size, advance }) => Assigner::Sliding {
+                size: ms(size),
+                advance: ms(advance),
+            },
+            Some(WindowKind::Cumulate { step, size }) => Assigner::Cumulate {
+                step: ms(step),
+                size: ms(size),
+            },
             _ => {
                 return Err(crate::error::EngineError::DataFusion(
                     "internal: window aggregate without a time window".into(),
@@ -67,13 +105,12 @@ impl WindowAggregateOp {
             state: AggregateState::new(&node.aggregates, &input)?,
             input,
             output: node.schema.clone(),
-            size: size.max(1),
-            advance: advance.max(1),
+            assigner,
             grace: node.grace_ms(),
             emit: node.emit,
             groups: HashMap::new(),
             by_end: BTreeMap::new(),
-            starts: Vec::new(),
+            bounds: Vec::new(),
             watermark: i64::MIN,
         })
     }
@@ -112,23 +149,22 @@ impl Operator for WindowAggregateOp {
             }
             let ts = times.value(i);
             let mut accepted = false;
-            for start in window_starts(ts, self.size, self.advance) {
-                let end = start + self.size;
+            for (start, end) in self.assigner.windows(ts) {
                 if self.closed(end) {
                     continue;
                 }
                 accepted = true;
                 let key = keys.row(i).owned();
-                let g = match self.groups.get(&(key.clone(), start)) {
+                let g = match self.groups.get(&(key.clone(), start, end)) {
                     Some(g) => *g,
                     None => {
                         let g = self.state.alloc(key.clone());
-                        self.groups.insert((key, start), g);
+                        self.groups.insert((key, start, end), g);
                         self.by_end.entry(end).or_default().push(g);
-                        if self.starts.len() <= g {
-                            self.starts.resize(g + 1, 0);
+                        if self.bounds.len() <= g {
+                            self.bounds.resize(g + 1, (0, 0));
                         }
-                        self.starts[g] = start;
+                        self.bounds[g] = (start, end);
                         g
                     }
                 };
@@ -197,7 +233,7 @@ impl Operator for WindowAggregateOp {
         let mut finals: Vec<(usize, (i64, i64))> = Vec::new();
         for end in closing {
             for g in self.by_end.remove(&end).unwrap_or_default() {
-                finals.push((g, (self.starts[g], end)));
+                finals.push((g, self.bounds[g]));
             }
         }
         let mut out = Vec::new();
@@ -217,9 +253,9 @@ impl Operator for WindowAggregateOp {
                 .collect();
             out.push(self.state.build(&self.output, &rows, &[], &new)?);
         }
-        for (g, (start, _)) in finals {
+        for (g, (start, end)) in finals {
             if let Some(key) = self.state.keys[g].clone() {
-                self.groups.remove(&(key, start));
+                self.groups.remove(&(key, start, end));
             }
             self.state.release(g);
         }
@@ -229,7 +265,20 @@ impl Operator for WindowAggregateOp {
 
 #[cfg(test)]
 mod tests {
-    use super::window_starts;
+    use super::{cumulate_windows, window_starts};
+
+    #[test]
+    fn assigns_cumulating_windows() {
+        assert_eq!(
+            cumulate_windows(2500, 1000, 4000),
+            vec![(0, 3000), (0, 4000)]
+        );
+        assert_eq!(cumulate_windows(3999, 1000, 4000), vec![(0, 4000)]);
+        assert_eq!(
+            cumulate_windows(4000, 1000, 4000),
+            vec![(4000, 5000), (4000, 6000), (4000, 7000), (4000, 8000)]
+        );
+    }
 
     #[test]
     fn assigns_hopping_and_tumbling_windows() {

@@ -25,6 +25,7 @@ use crate::formats::{RecordDecoder, RecordEncoder};
 use crate::metrics::QueryMetrics;
 use crate::operators::filter::FilterOp;
 use crate::operators::group_aggregate::GroupAggregateOp;
+use crate::operators::match_recognize::MatchRecognizeOp;
 use crate::operators::project::ProjectOp;
 use crate::operators::session_window::SessionWindowOp;
 use crate::operators::sink::{SinkOp, SinkTarget};
@@ -110,6 +111,10 @@ fn collect_stages<'a>(node: &'a PlanNode, stages: &mut Vec<StageDef<'a>>) -> Res
                 ops.push(cur);
                 cur = &a.input;
             }
+            PlanNode::MatchRecognize(m) => {
+                ops.push(cur);
+                cur = &m.input;
+            }
         }
     };
     ops.reverse();
@@ -141,6 +146,7 @@ fn operator_for(node: &PlanNode) -> Result<Option<Box<dyn Operator>>> {
             p.schema.clone(),
             p.drop_null_keys,
         ))),
+        PlanNode::MatchRecognize(m) => Some(Box::new(MatchRecognizeOp::new(m)?)),
         PlanNode::Aggregate(a) => match a.window.as_ref().map(|w| &w.kind) {
             None => Some(Box::new(GroupAggregateOp::new(a)?)),
             Some(WindowKind::Session { .. }) => Some(Box::new(SessionWindowOp::new(a)?)),

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::DataType;
 use riffle_engine::record::Record;
 use riffle_engine::{Engine, EngineConfig, StatementResult};
 use riffle_sql::ast::SourceKind;
-use riffle_sql::catalog::{FormatKind, SourceDef, WindowType};
+use riffle_sql::catalog::{FormatKind, SourceDef};
 use riffle_sql::types::SqlType;
 use serde_json::Value;
 
@@ -299,7 +299,7 @@ fn check_outputs(engine: &Engine, case: &Case) -> Result<(), String> {
             match (&e.window, def.window) {
                 (Some(w), Some(info)) => {
                     let kb = key_bytes.clone().unwrap_or_default();
-                    let suffix = if info.window_type == WindowType::Session {
+                    let suffix = if info.window_type.key_has_end() {
                         16
                     } else {
                         8
