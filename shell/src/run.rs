@@ -38,6 +38,8 @@ pub async fn run_file(
         }
     };
     let mut printers = Vec::new();
+    // Until the whole script ran, later INSERTs may still add rows to any topic.
+    let hold = engine.topics().hold();
     for stmt in &statements {
         match engine.execute_statement(stmt).await {
             Ok(StatementResult::Transient(t)) => printers.push(tokio::spawn(print_rows(t))),
@@ -73,6 +75,7 @@ pub async fn run_file(
             }
         }
     }
+    engine.topics().release(hold);
     let result = if until_idle {
         let r = engine.wait_all().await;
         for p in printers {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value, VisitMut,
-    VisitorMut,
+    DuplicateTreatment, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    Value, VisitMut, VisitorMut,
 };
 use riffle_udfs::FunctionRegistry;
 
@@ -43,6 +43,8 @@ pub enum Nav {
 pub enum MatchAgg {
     /// `COUNT(v.*)`, `COUNT(v.col)`, `COUNT(*)`.
     Count,
+    /// `COUNT(DISTINCT v.col)`.
+    CountDistinct,
     /// `SUM(v.col)`.
     Sum,
     /// `AVG(v.col)` (a DOUBLE).
@@ -633,7 +635,18 @@ impl<'a> TermPlanner<'a> {
                 DataType::Timestamp(TimeUnit::Millisecond, None),
             ))),
             "COUNT" | "SUM" | "AVG" | "MIN" | "MAX" => {
+                let distinct = matches!(
+                    &f.args,
+                    FunctionArguments::List(l)
+                        if l.duplicate_treatment == Some(DuplicateTreatment::Distinct)
+                );
+                if distinct && name != "COUNT" {
+                    return Err(SqlError::semantic(format!(
+                        "{name}(DISTINCT …) is not supported in MATCH_RECOGNIZE; COUNT(DISTINCT …) is"
+                    )));
+                }
                 let func = match name.as_str() {
+                    "COUNT" if distinct => MatchAgg::CountDistinct,
                     "COUNT" => MatchAgg::Count,
                     "SUM" => MatchAgg::Sum,
                     "AVG" => MatchAgg::Avg,
@@ -668,7 +681,7 @@ impl<'a> TermPlanner<'a> {
                     }
                 };
                 let out = match func {
-                    MatchAgg::Count => DataType::Int64,
+                    MatchAgg::Count | MatchAgg::CountDistinct => DataType::Int64,
                     MatchAgg::Avg => DataType::Float64,
                     MatchAgg::Min | MatchAgg::Max => dt,
                     MatchAgg::Sum => match dt {

@@ -385,7 +385,9 @@ impl PlanNode {
                         "rows of both sides for {} ms (window + grace), expired by stream time",
                         j.join_type.retention_ms()
                     ),
-                    JoinType::StreamTable => "the latest table row per key".to_string(),
+                    JoinType::StreamTable => "the latest table row per key; stream rows wait \
+                                              until the table's initial contents are loaded"
+                        .to_string(),
                     JoinType::TableTable => "the latest row per key of both tables".to_string(),
                     JoinType::ForeignKey => {
                         "the latest row per key of both tables and a foreign-key index".to_string()

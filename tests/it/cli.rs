@@ -1,7 +1,7 @@
 //! The command line: errors point at the offending line and column, pipelines run to completion
 //! with `--until-idle`.
 
-use riffle_tests::{riffle, stderr};
+use riffle_tests::{riffle, stderr, stdout};
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("riffle-cli-{}", std::process::id()));
@@ -79,5 +79,37 @@ fn a_file_pipeline_runs_until_idle_and_writes_its_output() {
         stderr(&out).contains("unexpected field count"),
         "the bad row is reported: {}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn queries_started_before_the_inserts_of_a_script_see_them() {
+    // Queries are created first, rows inserted after, and a second query reads the first one's
+    // output: with --until-idle nothing may finish before the script's last INSERT ran.
+    let file = temp_file(
+        "late_inserts.sql",
+        "CREATE STREAM ticks (symbol STRING KEY, price BIGINT, ts TIMESTAMP,
+             WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+           WITH (kafka_topic='ticks', value_format='JSON');
+         CREATE STREAM v_shapes AS
+           SELECT * FROM ticks MATCH_RECOGNIZE (
+             PARTITION BY symbol ORDER BY ts
+             MEASURES FIRST(down.ts) AS fell_at, LAST(up.ts) AS recovered_at, MIN(down.price) AS bottom
+             AFTER MATCH SKIP PAST LAST ROW
+             PATTERN (start_row down+ up+) WITHIN INTERVAL '1' HOUR
+             DEFINE down AS down.price < PREV(down.price), up AS up.price > PREV(up.price)
+           ) AS m;
+         CREATE STREAM printed WITH (connector='stdout') AS SELECT * FROM v_shapes;
+         INSERT INTO ticks (symbol, price, ts) VALUES ('A', 10, 0);
+         INSERT INTO ticks (symbol, price, ts) VALUES ('A', 8, 1000);
+         INSERT INTO ticks (symbol, price, ts) VALUES ('A', 7, 2000);
+         INSERT INTO ticks (symbol, price, ts) VALUES ('A', 9, 3000);
+         INSERT INTO ticks (symbol, price, ts) VALUES ('A', 6, 4000);",
+    );
+    let out = riffle(&["run", file.to_str().unwrap(), "--until-idle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        r#"{"SYMBOL":"A","FELL_AT":1000,"RECOVERED_AT":3000,"BOTTOM":7}"#
     );
 }

@@ -172,3 +172,29 @@ async fn datagen_is_deterministic_for_a_seed() {
     assert_eq!(a, ids(5).await);
     assert_ne!(a, ids(6).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_names_the_state_of_joins_and_pattern_matching() {
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    execute(&engine, "CREATE STREAM clicks (user_id STRING KEY, account STRING, page STRING, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECONDS) WITH (kafka_topic='clicks', value_format='JSON');").await;
+    execute(&engine, "CREATE TABLE accounts (account STRING PRIMARY KEY, tier STRING) WITH (kafka_topic='accounts', value_format='JSON');").await;
+    let explain = |sql: &'static str| {
+        let engine = &engine;
+        async move {
+            match execute(engine, sql).await.remove(0) {
+                StatementResult::Text(t) => t,
+                _ => panic!("EXPLAIN returns text"),
+            }
+        }
+    };
+    let e = explain("EXPLAIN SELECT c.account, c.user_id, a.tier FROM clicks c JOIN accounts a ON c.account = a.account EMIT CHANGES;").await;
+    assert!(e.contains("state: the latest table row per key"), "{e}");
+    let e = explain("EXPLAIN SELECT a.user_id, b.page FROM clicks a JOIN clicks b ON a.user_id = b.user_id AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '1' MINUTE EMIT CHANGES;").await;
+    assert!(e.contains("before_ms: 0, after_ms: 60000"), "{e}");
+    assert!(e.contains("state: rows of both sides for 60000 ms"), "{e}");
+    let e = explain("EXPLAIN SELECT * FROM clicks MATCH_RECOGNIZE (PARTITION BY account ORDER BY ts MEASURES COUNT(B.*) AS n PATTERN (A B+?) WITHIN INTERVAL '10' MINUTES DEFINE A AS A.page = '/pricing', B AS B.page <> A.page) AS m EMIT CHANGES;").await;
+    assert!(e.contains("MatchRecognize pattern (A B+?)"), "{e}");
+    assert!(e.contains("within 600000ms"), "{e}");
+    assert!(e.contains("state: per partition"), "{e}");
+    assert!(e.contains("Exchange shuffle(__P0)"), "{e}");
+}

@@ -84,6 +84,14 @@ pub trait Operator: Send {
     fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         Ok(vec![])
     }
+    /// Input `side` has delivered everything its sources held at start (joins only).
+    fn on_side_caught_up(
+        &mut self,
+        _side: usize,
+        _ctx: &mut OpContext,
+    ) -> Result<Vec<RecordBatch>> {
+        Ok(vec![])
+    }
 }
 
 /// Operators of one stage, applied in order.
@@ -157,6 +165,15 @@ impl Chain {
             op.on_barrier(epoch, ctx)?;
         }
         Ok(())
+    }
+
+    /// Tells the first operator that input `side` caught up, passing on what it emits.
+    pub fn side_caught_up(&mut self, side: usize, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        let Some(first) = self.ops.first_mut() else {
+            return Ok(vec![]);
+        };
+        let out = first.on_side_caught_up(side, ctx)?;
+        self.push(1, out, ctx)
     }
 
     /// Ends every operator in turn.

@@ -353,8 +353,13 @@ fn ptr_eq(a: &Option<Arc<Step>>, b: &Option<Arc<Step>>) -> bool {
 /// Folds non-null values into an aggregate of type `dt`.
 fn aggregate(func: MatchAgg, vals: Vec<ScalarValue>, dt: &DataType) -> Result<ScalarValue> {
     let n = vals.len();
-    if func == MatchAgg::Count {
-        return Ok(ScalarValue::Int64(Some(n as i64)));
+    match func {
+        MatchAgg::Count => return Ok(ScalarValue::Int64(Some(n as i64))),
+        MatchAgg::CountDistinct => {
+            let distinct: std::collections::HashSet<&ScalarValue> = vals.iter().collect();
+            return Ok(ScalarValue::Int64(Some(distinct.len() as i64)));
+        }
+        _ => {}
     }
     if vals.is_empty() {
         return Ok(ScalarValue::try_from(dt)?);
@@ -394,6 +399,6 @@ fn aggregate(func: MatchAgg, vals: Vec<ScalarValue>, dt: &DataType) -> Result<Sc
             }
             best
         }
-        MatchAgg::Count => ScalarValue::Int64(Some(n as i64)),
+        MatchAgg::Count | MatchAgg::CountDistinct => ScalarValue::Int64(Some(n as i64)),
     })
 }

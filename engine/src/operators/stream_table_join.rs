@@ -1,5 +1,8 @@
 //! Stream-table join: the table side keeps its latest row per key; each stream row joins the row
 //! present at that moment (LEFT pads with NULLs when there is none). Table changes emit nothing.
+//! Stream rows wait until the table side has loaded what its source held at start (as Kafka
+//! Streams bootstraps a global table), so a pipeline started over existing data enriches every
+//! row the same way on every run.
 
 use std::collections::HashMap;
 
@@ -20,6 +23,8 @@ pub struct StreamTableJoinOp {
     table: HashMap<OwnedRow, RecordBatch>,
     converter: RowConverter,
     output: JoinOutput,
+    table_loaded: bool,
+    waiting: Vec<RecordBatch>,
 }
 
 impl StreamTableJoinOp {
@@ -35,7 +40,18 @@ impl StreamTableJoinOp {
             output: JoinOutput::new(node.schema.clone(), &left, &right, left.value_count),
             inputs: [left, right],
             table: HashMap::new(),
+            table_loaded: false,
+            waiting: Vec::new(),
         })
+    }
+
+    fn release_waiting(&mut self, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.table_loaded = true;
+        let mut out = Vec::new();
+        for b in std::mem::take(&mut self.waiting) {
+            out.extend(self.process_side(0, b, ctx)?);
+        }
+        Ok(out)
     }
 }
 
@@ -79,6 +95,10 @@ impl Operator for StreamTableJoinOp {
             );
             return Ok(vec![]);
         }
+        if !self.table_loaded {
+            self.waiting.push(batch);
+            return Ok(vec![]);
+        }
         let times = batch
             .column(schema.rowtime())
             .as_primitive::<Int64Type>()
@@ -102,5 +122,16 @@ impl Operator for StreamTableJoinOp {
             });
         }
         Ok(self.output.build(&out)?.into_iter().collect())
+    }
+
+    fn on_side_caught_up(&mut self, side: usize, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        if side == 1 && !self.table_loaded {
+            return self.release_waiting(ctx);
+        }
+        Ok(vec![])
+    }
+
+    fn on_end(&mut self, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.release_waiting(ctx)
     }
 }

@@ -427,6 +427,7 @@ pub fn launch(
                     controls.push(ctl_tx);
                     let task = SourceTask {
                         reader,
+                        caught_up: false,
                         decoder,
                         chain: build_chain(s)?,
                         output: output_of(s, i),

@@ -19,6 +19,9 @@ pub enum Message {
     Watermark(i64),
     /// Checkpoint barrier for an epoch.
     Barrier(u64),
+    /// The sender has delivered everything its source held when the query started (a table's
+    /// initial contents, like Kafka Streams bootstrapping a global table).
+    CaughtUp,
     /// The sender will send nothing more.
     End,
 }

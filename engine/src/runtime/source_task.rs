@@ -86,6 +86,8 @@ enum Wake {
 pub struct SourceTask {
     /// The connector reader.
     pub reader: SourceReader,
+    /// Whether [`Message::CaughtUp`] was sent (the first time the reader had nothing more).
+    pub caught_up: bool,
     /// Decoder for record-yielding connectors.
     pub decoder: Option<RecordDecoder>,
     /// Operators of the source stage.
@@ -185,7 +187,12 @@ impl SourceTask {
                     continue;
                 }
                 Some(false) => return self.finish().await,
-                None => {}
+                None => {
+                    if !self.caught_up {
+                        self.caught_up = true;
+                        self.output.control(Message::CaughtUp).await?;
+                    }
+                }
             }
             // Idle: wait for data, a command, the rate limiter or the idleness check.
             let wait_until = self

@@ -30,6 +30,9 @@ pub struct StageTask {
 struct Inputs {
     watermarks: Vec<i64>,
     ended: Vec<bool>,
+    caught_up: Vec<bool>,
+    sides_ready: Vec<bool>,
+    forwarded_caught_up: bool,
     barrier: Vec<Option<u64>>,
     buffered: Vec<VecDeque<Message>>,
     current: i64,
@@ -42,6 +45,9 @@ impl StageTask {
         let mut st = Inputs {
             watermarks: vec![i64::MIN; n],
             ended: vec![false; n],
+            caught_up: vec![false; n],
+            sides_ready: vec![false; 2],
+            forwarded_caught_up: false,
             barrier: vec![None; n],
             buffered: vec![VecDeque::new(); n],
             current: i64::MIN,
@@ -78,8 +84,16 @@ impl StageTask {
                     st.barrier[from] = Some(e);
                     self.maybe_complete_barrier(&mut st, &mut pending).await?;
                 }
+                Message::CaughtUp => {
+                    st.caught_up[from] = true;
+                    self.maybe_caught_up(&mut st).await?;
+                }
                 Message::End => {
                     st.ended[from] = true;
+                    st.caught_up[from] = true;
+                    if !st.ended.iter().all(|e| *e) {
+                        self.maybe_caught_up(&mut st).await?;
+                    }
                     if st.ended.iter().all(|e| *e) {
                         let out = self.chain.end(&mut self.ctx)?;
                         self.output.batches(out).await?;
@@ -90,6 +104,32 @@ impl StageTask {
                 }
             }
         }
+    }
+
+    /// Tells operators when every upstream of a side has caught up, and passes the signal on once
+    /// all inputs have.
+    async fn maybe_caught_up(&mut self, st: &mut Inputs) -> Result<()> {
+        for side in 0..st.sides_ready.len() {
+            if st.sides_ready[side] {
+                continue;
+            }
+            let mut of_side = (0..st.caught_up.len())
+                .filter(|i| self.sides.get(*i).copied().unwrap_or(0) == side)
+                .peekable();
+            if of_side.peek().is_none() {
+                continue;
+            }
+            if of_side.all(|i| st.caught_up[i]) {
+                st.sides_ready[side] = true;
+                let out = self.chain.side_caught_up(side, &mut self.ctx)?;
+                self.output.batches(out).await?;
+            }
+        }
+        if !st.forwarded_caught_up && st.caught_up.iter().all(|c| *c) {
+            st.forwarded_caught_up = true;
+            self.output.control(Message::CaughtUp).await?;
+        }
+        Ok(())
     }
 
     async fn maybe_advance(&mut self, st: &mut Inputs) -> Result<()> {

@@ -18,10 +18,12 @@ pub struct Topic {
     partitions: Vec<RwLock<Vec<Arc<Record>>>>,
     changed: watch::Sender<u64>,
     writers: AtomicUsize,
+    /// Script-wide writers shared by every topic of the store (see [`TopicStore::hold`]).
+    held: Arc<AtomicUsize>,
 }
 
 impl Topic {
-    fn new(name: &str, partitions: usize) -> Self {
+    fn new(name: &str, partitions: usize, held: Arc<AtomicUsize>) -> Self {
         let (changed, _) = watch::channel(0);
         Topic {
             name: name.to_string(),
@@ -30,6 +32,7 @@ impl Topic {
                 .collect(),
             changed,
             writers: AtomicUsize::new(0),
+            held,
         }
     }
 
@@ -115,9 +118,9 @@ impl Topic {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    /// Whether any query is still writing.
+    /// Whether any query (or a script holding the store) may still write.
     pub fn has_writers(&self) -> bool {
-        self.writers.load(Ordering::SeqCst) > 0
+        self.writers.load(Ordering::SeqCst) > 0 || self.held.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -143,6 +146,23 @@ impl Drop for WriterGuard {
 #[derive(Debug, Default)]
 pub struct TopicStore {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    held: Arc<AtomicUsize>,
+}
+
+/// Counts as a writer on every topic of a store while it lives; see [`TopicStore::hold`].
+#[derive(Debug)]
+pub struct StoreHold {
+    held: Arc<AtomicUsize>,
+    topics: Vec<Arc<Topic>>,
+}
+
+impl Drop for StoreHold {
+    fn drop(&mut self) {
+        self.held.fetch_sub(1, Ordering::SeqCst);
+        for t in &self.topics {
+            t.changed.send_modify(|v| *v += 1);
+        }
+    }
 }
 
 impl TopicStore {
@@ -159,8 +179,31 @@ impl TopicStore {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         topics
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Topic::new(name, partitions)))
+            .or_insert_with(|| Arc::new(Topic::new(name, partitions, self.held.clone())))
             .clone()
+    }
+
+    /// Makes every topic (existing or created later) count as written to until the returned
+    /// hold is dropped: a script that starts queries and then inserts rows keeps run-until-idle
+    /// readers waiting for those rows.
+    pub fn hold(&self) -> StoreHold {
+        self.held.fetch_add(1, Ordering::SeqCst);
+        StoreHold {
+            held: self.held.clone(),
+            topics: Vec::new(),
+        }
+    }
+
+    /// Releases a hold and wakes the readers of every topic.
+    pub fn release(&self, mut hold: StoreHold) {
+        hold.topics = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        drop(hold);
     }
 
     /// Gets a topic.
