@@ -12,7 +12,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::common::ScalarValue;
-use riffle_sql::match_recognize::{MatchExpr, MatchRecognizeNode};
+use riffle_sql::match_recognize::{MatchExpr, MatchRecognizeNode, Nav, Term};
 use riffle_sql::plan::{ChangeOp, StreamSchema};
 
 use super::pattern_matcher::{Candidate, Found, PartitionMatcher, StoredRow};
@@ -40,27 +40,26 @@ pub struct MatchRecognizeOp {
     arrivals: u64,
     watermark: i64,
     max_prev: u64,
+    max_next: u64,
 }
 
 impl MatchRecognizeOp {
     /// Builds the operator for a plan node.
     pub fn new(node: &MatchRecognizeNode) -> Result<Self> {
-        let max_prev = node
-            .defines
-            .iter()
-            .flatten()
-            .chain(node.measures.iter().map(|m| &m.expr))
-            .flat_map(|e| e.terms.iter())
-            .map(|t| match t {
-                riffle_sql::match_recognize::Term::Nav {
-                    nav: riffle_sql::match_recognize::Nav::Prev,
-                    offset,
-                    ..
-                } => *offset as u64,
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0);
+        let reach = |which: Nav| {
+            node.defines
+                .iter()
+                .flatten()
+                .chain(node.measures.iter().map(|m| &m.expr))
+                .flat_map(|e| e.terms.iter())
+                .map(|t| match t {
+                    Term::Nav { nav, offset, .. } if *nav == which => *offset as u64,
+                    _ => 0,
+                })
+                .max()
+                .unwrap_or(0)
+        };
+        let (max_prev, max_next) = (reach(Nav::Prev), reach(Nav::Next));
         Ok(MatchRecognizeOp {
             input: node.input.schema().clone(),
             node: node.clone(),
@@ -69,6 +68,7 @@ impl MatchRecognizeOp {
             arrivals: 0,
             watermark: i64::MIN,
             max_prev,
+            max_next,
         })
     }
 
@@ -87,14 +87,16 @@ impl MatchRecognizeOp {
             let (seq, candidates) = part.push(row, &self.node.program, self.node.within_ms);
             let verdicts = evaluate_defines(&self.node, part, &candidates, ctx)?;
             part.advance(seq, &verdicts, &self.node.program);
-            for found in part.take_matches(self.node.skip) {
+            part.resolve(self.node.skip);
+            for found in part.ready(self.max_next, false) {
                 emit(&self.node, part, &key, found, &mut outs, ctx)?;
             }
             part.prune(self.max_prev);
         }
         for (key, part) in self.partitions.iter_mut() {
             part.expire(upto, self.node.within_ms);
-            for found in part.take_matches(self.node.skip) {
+            part.resolve(self.node.skip);
+            for found in part.ready(self.max_next, upto == i64::MAX) {
                 emit(&self.node, part, key, found, &mut outs, ctx)?;
             }
             part.prune(self.max_prev);

@@ -88,6 +88,7 @@ pub struct PartitionMatcher {
     base: u64,
     next: u64,
     attempts: VecDeque<Attempt>,
+    completed: VecDeque<Found>,
     skip_until: u64,
     matches: u64,
 }
@@ -207,10 +208,9 @@ impl PartitionMatcher {
         }
     }
 
-    /// Completed matches, in start order, applying `AFTER MATCH SKIP`; matches whose attempt
-    /// still has live, more preferred threads wait.
-    pub fn take_matches(&mut self, skip: SkipTo) -> Vec<Found> {
-        let mut out = Vec::new();
+    /// Resolves finished attempts in start order, applying `AFTER MATCH SKIP`; an attempt whose
+    /// more preferred threads are still alive waits, and so do the attempts after it.
+    pub fn resolve(&mut self, skip: SkipTo) {
         while let Some(front) = self.attempts.front() {
             if !front.threads.is_empty() {
                 break;
@@ -241,11 +241,26 @@ impl PartitionMatcher {
             let resume = target.unwrap_or(start + 1).max(start + 1);
             self.attempts.retain(|x| x.start >= resume);
             self.skip_until = self.skip_until.max(resume);
-            out.push(Found {
+            self.completed.push_back(Found {
                 entries: e,
                 number: self.matches,
                 skip_problem,
             });
+        }
+    }
+
+    /// Completed matches whose `lookahead` rows after their last row have arrived (what `NEXT`
+    /// needs), or all of them when the input ended.
+    pub fn ready(&mut self, lookahead: u64, ended: bool) -> Vec<Found> {
+        let mut out = Vec::new();
+        while let Some(f) = self.completed.front() {
+            let last = f.entries.last().map(|e| e.0).unwrap_or(0);
+            if !ended && self.next <= last + lookahead {
+                break;
+            }
+            if let Some(f) = self.completed.pop_front() {
+                out.push(f);
+            }
         }
         out
     }
@@ -257,6 +272,11 @@ impl PartitionMatcher {
             .attempts
             .iter()
             .map(|a| a.start)
+            .chain(
+                self.completed
+                    .iter()
+                    .filter_map(|f| f.entries.first().map(|e| e.0)),
+            )
             .min()
             .unwrap_or(self.next);
         let keep_from = oldest.saturating_sub(max_prev);
