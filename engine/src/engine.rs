@@ -18,7 +18,7 @@ use riffle_sql::catalog::{
     formats_from, prop, resolve_column_name, source_from_create,
 };
 use riffle_sql::expr::{ExprPlanner, Scope};
-use riffle_sql::plan::{QueryPlan, ROWTIME, StreamSchema};
+use riffle_sql::plan::{PlanNode, QueryPlan, ROWTIME, StreamSchema};
 use riffle_sql::planner::Planner;
 use riffle_sql::types::display_arrow;
 use riffle_udfs::FunctionRegistry;
@@ -96,6 +96,8 @@ pub enum StatementResult {
     },
     /// A push query is running.
     Transient(TransientQuery),
+    /// The rows of a pull query.
+    Pull(crate::pull::PullResult),
 }
 
 impl std::fmt::Debug for StatementResult {
@@ -114,6 +116,7 @@ impl std::fmt::Debug for StatementResult {
             StatementResult::Text(t) => write!(f, "{t}"),
             StatementResult::Property { name, value } => write!(f, "Property {name}={value:?}"),
             StatementResult::Transient(t) => write!(f, "Transient query {}", t.handle.id),
+            StatementResult::Pull(p) => write!(f, "Pull query ({} rows)", p.batch.num_rows()),
         }
     }
 }
@@ -194,6 +197,14 @@ impl Engine {
             .clone()
     }
 
+    /// The session properties set with `SET`.
+    pub fn properties(&self) -> BTreeMap<String, String> {
+        self.properties
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Sets a session property (as `SET 'name'='value'` does).
     pub fn set_property(&self, name: &str, value: &str) {
         self.properties
@@ -241,6 +252,8 @@ impl Engine {
             config: self.config.clone(),
             topics: self.topics.clone(),
             log: self.log.clone(),
+            snapshot: false,
+            from_end: false,
         }
     }
 
@@ -264,6 +277,19 @@ impl Engine {
 
     /// Executes one parsed statement.
     pub async fn execute_statement(&self, stmt: &Statement) -> Result<StatementResult> {
+        self.execute_statement_with(stmt, &BTreeMap::new()).await
+    }
+
+    /// Executes one statement with request-scoped properties overriding the session's (as
+    /// ksqlDB's `streamsProperties`), e.g. `auto.offset.reset` for one push query.
+    pub async fn execute_statement_with(
+        &self,
+        stmt: &Statement,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<StatementResult> {
+        if let StatementKind::Select(q) = &stmt.kind {
+            return self.select(q, &stmt.text, overrides).await;
+        }
         match &stmt.kind {
             StatementKind::CreateSource(c) => self.create_source(c, &stmt.text),
             StatementKind::CreateAsSelect(c) => self.create_as_select(c, &stmt.text),
@@ -275,7 +301,7 @@ impl Engine {
                 columns,
                 values,
             } => self.insert_values(target, columns.as_deref(), values),
-            StatementKind::Select(q) => self.select(q, &stmt.text).await,
+            StatementKind::Select(q) => self.select(q, &stmt.text, overrides).await,
             StatementKind::Terminate { query_id } => self.terminate(query_id.as_deref()).await,
             StatementKind::Drop {
                 kind,
@@ -348,6 +374,14 @@ impl Engine {
     fn plan(&self, q: &Query) -> Result<QueryPlan> {
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
         Ok(Planner::new(&catalog, &self.registry).plan_query(q)?)
+    }
+
+    /// Plans a push or pull query answered to a client.
+    fn plan_for_client(&self, q: &Query) -> Result<QueryPlan> {
+        let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+        Ok(Planner::new(&catalog, &self.registry)
+            .for_client()
+            .plan_query(q)?)
     }
 
     /// Builds the definition of the relation a `CREATE … AS SELECT` writes.
@@ -599,7 +633,21 @@ impl Engine {
             })?;
             given.insert(n.clone(), cast(&arr, &col.data_type)?);
         }
-        let schema = Planner::source_schema(&def);
+        self.insert_arrays(&def, given, rowtime)?;
+        Ok(StatementResult::Inserted {
+            target: target.to_string(),
+        })
+    }
+
+    /// Appends one row, given as column arrays of length 1, to a topic-backed relation.
+    fn insert_arrays(
+        &self,
+        def: &SourceDef,
+        mut given: BTreeMap<String, ArrayRef>,
+        rowtime: Option<i64>,
+    ) -> Result<()> {
+        let target = &def.name;
+        let schema = Planner::source_schema(def);
         let mut cols: Vec<ArrayRef> = Vec::new();
         for c in def.key_columns().chain(def.value_columns()) {
             cols.push(
@@ -625,7 +673,7 @@ impl Engine {
         ])));
         cols.push(Arc::new(datafusion::arrow::array::Int8Array::from(vec![0])));
         let batch = RecordBatch::try_new(schema.arrow.clone(), cols)?;
-        let encoder = RecordEncoder::new(&def, &schema).map_err(EngineError::Format)?;
+        let encoder = RecordEncoder::new(def, &schema).map_err(EngineError::Format)?;
         let key = encoder
             .encode_key(&batch, 0, None)
             .map_err(EngineError::Format)?;
@@ -639,7 +687,7 @@ impl Engine {
         }
         let topic = self
             .topics
-            .get_or_create(&def.topic, self.partitions_for(&def));
+            .get_or_create(&def.topic, self.partitions_for(def));
         let partition = match &key {
             Some(k) if topic.partitions() > 1 => {
                 crate::operators::sink::partition_for(k, topic.partitions())
@@ -655,13 +703,82 @@ impl Engine {
                 headers: vec![],
             },
         );
-        Ok(StatementResult::Inserted {
-            target: target.to_string(),
-        })
+        Ok(())
     }
 
-    async fn select(&self, q: &Query, sql: &str) -> Result<StatementResult> {
-        let plan = self.plan(q)?;
+    /// Appends one row given as a JSON object (column name → value, as the relation's JSON
+    /// format would read it; `ROWTIME` sets the record time), as `/inserts-stream` needs.
+    pub fn insert_json(
+        &self,
+        target: &str,
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let def = self
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .require(target)?;
+        let mut flat = (*def).clone();
+        for c in flat.columns.iter_mut() {
+            c.key = false;
+        }
+        flat.key_format = FormatSpec::new(FormatKind::None);
+        flat.value_format = FormatSpec::new(FormatKind::Json);
+        flat.window = None;
+        let schema = Planner::source_schema(&flat);
+        let decoder = crate::formats::RecordDecoder::new(&flat, schema.clone(), "inserts-stream")
+            .map_err(EngineError::Format)?;
+        let rowtime = row
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(ROWTIME))
+            .and_then(|(_, v)| v.as_i64());
+        let value = serde_json::to_vec(row).map_err(|e| EngineError::Format(e.to_string()))?;
+        let record = crate::record::SourceRecord {
+            partition: 0,
+            offset: 0,
+            record: Arc::new(Record {
+                key: None,
+                value: Some(value),
+                timestamp: rowtime.unwrap_or(0),
+                headers: vec![],
+            }),
+            topic: Arc::from(target),
+        };
+        let decoded = decoder.decode(&[record]);
+        if let Some(e) = decoded.errors.first() {
+            return Err(EngineError::Format(e.message.clone()));
+        }
+        let mut given = BTreeMap::new();
+        for (i, f) in schema.value_fields().iter().enumerate() {
+            let present = row.keys().any(|k| k.eq_ignore_ascii_case(f.name()));
+            if present {
+                given.insert(
+                    f.name().clone(),
+                    decoded.batch.column(schema.key_count + i).clone(),
+                );
+            }
+        }
+        self.insert_arrays(&def, given, rowtime)
+    }
+
+    async fn select(
+        &self,
+        q: &Query,
+        sql: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<StatementResult> {
+        if q.emit.is_none() {
+            return self.pull(q, sql).await;
+        }
+        let plan = self.plan_for_client(q)?;
+        // Push queries start at the end of their topics unless asked for earliest, as ksqlDB.
+        let reset = overrides
+            .get("auto.offset.reset")
+            .cloned()
+            .or_else(|| self.properties().get("auto.offset.reset").cloned())
+            .unwrap_or_else(|| "latest".to_string());
+        let mut services = self.services();
+        services.from_end = !reset.eq_ignore_ascii_case("earliest");
         let id = format!(
             "transient_{}_{}",
             q.from.name,
@@ -678,7 +795,7 @@ impl Engine {
             SinkSpec::Channel(tx),
             None,
             QueryKind::Transient,
-            &self.services(),
+            &services,
             None,
         )?;
         let handle = Arc::new(handle);
@@ -692,6 +809,77 @@ impl Engine {
             schema,
             rows: rx,
             limit,
+        }))
+    }
+
+    /// Answers a pull query from the relation's current contents.
+    async fn pull(&self, q: &Query, sql: &str) -> Result<StatementResult> {
+        use crate::pull;
+        pull::check_shape(q)?;
+        let plan = self.plan_for_client(q)?;
+        let (source, steps) = pull::steps(&plan)?;
+        pull::check_source(source)?;
+        let PlanNode::Source(src) = source else {
+            return Err(EngineError::Catalog(
+                "internal: pull query without a source".into(),
+            ));
+        };
+        let source_plan = QueryPlan {
+            root: source.clone(),
+            kind: src.def.kind,
+            columns: src.def.columns.clone(),
+            window: src.def.window,
+            emit: riffle_sql::ast::Emit::Changes,
+            limit: None,
+        };
+        let id = format!(
+            "pull_{}_{}",
+            q.from.name,
+            self.query_counter.fetch_add(1, Ordering::SeqCst)
+        );
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut services = self.services();
+        services.snapshot = true;
+        let handle = launch(
+            &id,
+            sql,
+            source_plan,
+            SinkSpec::Channel(tx),
+            None,
+            QueryKind::Transient,
+            &services,
+            None,
+        )?;
+        let mut batches = Vec::new();
+        while let Some(b) = rx.recv().await {
+            batches.push(b);
+        }
+        if let crate::runtime::coordinator::QueryStatus::Failed(m) = handle.wait().await {
+            return Err(EngineError::QueryFailed {
+                query: id,
+                message: m,
+            });
+        }
+        let layout = source.schema();
+        let snapshot = if src.def.kind == SourceKind::Table {
+            pull::latest_per_key(layout, &batches)?
+        } else {
+            datafusion::arrow::compute::concat_batches(&layout.arrow, &batches)?
+        };
+        let mut ctx = crate::operators::OpContext {
+            query: id,
+            log: self.log.clone(),
+            watermark: i64::MIN,
+            metrics: Arc::new(crate::metrics::QueryMetrics::default()),
+        };
+        let mut batch = pull::finish(&steps, snapshot, &mut ctx)?;
+        if let Some(l) = plan.limit {
+            batch = batch.slice(0, (l as usize).min(batch.num_rows()));
+        }
+        Ok(StatementResult::Pull(pull::PullResult {
+            columns: plan.columns.clone(),
+            schema: plan.root.schema().clone(),
+            batch,
         }))
     }
 
@@ -999,7 +1187,12 @@ impl Engine {
                         ));
                     }
                 };
-                Ok(StatementResult::Text(self.plan(q)?.explain()))
+                let plan = if matches!(s.kind, StatementKind::Select(_)) {
+                    self.plan_for_client(q)?
+                } else {
+                    self.plan(q)?
+                };
+                Ok(StatementResult::Text(plan.explain()))
             }
         }
     }

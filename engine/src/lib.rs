@@ -12,6 +12,7 @@ pub mod formats;
 pub mod metrics;
 pub mod operators;
 pub mod processing_log;
+pub mod pull;
 pub mod query;
 pub mod record;
 pub mod runtime;

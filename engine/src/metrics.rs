@@ -14,6 +14,8 @@ pub struct QueryMetrics {
     pub watermark: AtomicI64,
     /// Approximate bytes of operator state.
     pub state_bytes: AtomicU64,
+    /// Duration of the last completed barrier round trip (checkpoint), in milliseconds.
+    pub last_checkpoint_ms: AtomicU64,
 }
 
 impl Default for QueryMetrics {
@@ -23,6 +25,7 @@ impl Default for QueryMetrics {
             rows_out: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             state_bytes: AtomicU64::new(0),
+            last_checkpoint_ms: AtomicU64::new(0),
         }
     }
 }

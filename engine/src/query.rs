@@ -54,12 +54,19 @@ impl QueryHandle {
     /// was available before it.
     pub async fn flush(&self) -> Result<()> {
         let epoch = self.coordinator.next_epoch();
+        let started = std::time::Instant::now();
         for c in &self.controls {
             // A source that already finished cannot take a barrier; its End covers it.
             let _ = c.send(SourceCommand::Barrier(epoch));
         }
         match self.coordinator.wait_epoch(epoch).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.metrics.last_checkpoint_ms.store(
+                    started.elapsed().as_millis() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                Ok(())
+            }
             Err(QueryStatus::Failed(m)) => Err(EngineError::QueryFailed {
                 query: self.id.clone(),
                 message: m,

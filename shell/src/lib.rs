@@ -3,6 +3,9 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod output;
 pub mod qtt;
+pub mod repl;
 pub mod run;
+pub mod server;

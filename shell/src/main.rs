@@ -1,9 +1,11 @@
 //! `riffle`: the command line of the riffle streaming SQL engine.
 //!
 //! - `riffle run pipeline.sql [--until-idle]` runs a SQL file as a pipeline;
+//! - `riffle shell [--server URL]` is the interactive shell;
+//! - `riffle server [--queries-file FILE]` serves the ksqlDB-compatible REST API;
 //! - `riffle test PATH… [--names FILE]` runs QTT-format conformance files.
 
-use riffle::{qtt, run};
+use riffle::{qtt, repl, run, server};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,6 +34,45 @@ enum Command {
         /// Also append processing-log entries (bad records, late rows) to this file.
         #[arg(long)]
         processing_log: Option<PathBuf>,
+    },
+    /// The interactive shell (an embedded engine, or a server with --server).
+    Shell {
+        /// Talk to a running `riffle server` at this URL instead of an embedded engine.
+        #[arg(long)]
+        server: Option<String>,
+        /// HTTP Basic credentials for the server, as user:password.
+        #[arg(long)]
+        basic_auth: Option<String>,
+        /// Bearer token for the server.
+        #[arg(long)]
+        token: Option<String>,
+        /// History file (default ~/.riffle_history).
+        #[arg(long)]
+        history: Option<PathBuf>,
+    },
+    /// Serve the ksqlDB-compatible REST API.
+    Server {
+        /// Address to listen on (default 127.0.0.1:8088).
+        #[arg(long)]
+        listen: Option<String>,
+        /// JSON config file (listen, basic_auth {user, password}, tokens, max_body_bytes).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run this SQL file's queries and refuse statements over REST (headless mode).
+        #[arg(long)]
+        queries_file: Option<PathBuf>,
+        /// Require HTTP Basic auth with user:password.
+        #[arg(long)]
+        basic_auth: Option<String>,
+        /// Accept this bearer token (repeatable).
+        #[arg(long = "token")]
+        tokens: Vec<String>,
+        /// Largest accepted request body in bytes (default 16 MiB).
+        #[arg(long)]
+        max_body_bytes: Option<usize>,
+        /// Subtasks per operator after a shuffle (default: number of cores).
+        #[arg(long)]
+        parallelism: Option<usize>,
     },
     /// Run QTT-format test files and report failing cases.
     Test {
@@ -75,8 +116,60 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Shell {
+        server,
+        basic_auth,
+        token,
+        history,
+    } = cli.command
+    {
+        let auth = match (basic_auth, token) {
+            (_, Some(t)) => Some(format!("Bearer {t}")),
+            (Some(ua), None) => {
+                use base64::Engine as _;
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(ua)
+                ))
+            }
+            (None, None) => None,
+        };
+        let opts = repl::ShellOptions {
+            server,
+            auth,
+            history,
+        };
+        return match repl::run_shell(runtime.handle().clone(), opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Shell { .. } => Ok(ExitCode::SUCCESS),
+            Command::Server {
+                listen,
+                config,
+                queries_file,
+                basic_auth,
+                tokens,
+                max_body_bytes,
+                parallelism,
+            } => {
+                server::run_server(server::ServerOptions {
+                    listen,
+                    config,
+                    queries_file,
+                    basic_auth,
+                    tokens,
+                    max_body_bytes,
+                    parallelism,
+                })
+                .await
+            }
             Command::Run {
                 file,
                 until_idle,

@@ -41,6 +41,129 @@ pub fn describe(r: &StatementResult) -> String {
         } => format!("Set {name} = {v}"),
         StatementResult::Property { name, value: None } => format!("Unset {name}"),
         StatementResult::Transient(t) => format!("Streaming results of {}", t.handle.id),
+        StatementResult::Pull(p) => {
+            let rows: Vec<Vec<String>> = row_values(&p.batch, &p.schema)
+                .into_iter()
+                .map(|(_, cells)| cells.iter().map(cell_text).collect())
+                .collect();
+            let n = rows.len();
+            format!(
+                "{}\n({n} row{})",
+                table(&column_names(&p.schema), &rows),
+                if n == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// The column names of a result layout: keys, values, then window bounds when windowed.
+pub fn column_names(schema: &StreamSchema) -> Vec<String> {
+    let mut names: Vec<String> = schema
+        .key_fields()
+        .iter()
+        .chain(schema.value_fields().iter())
+        .map(|f| f.name().clone())
+        .collect();
+    if schema.windowed {
+        names.push("WINDOWSTART".into());
+        names.push("WINDOWEND".into());
+    }
+    names
+}
+
+/// The SQL types of the columns of [`column_names`].
+pub fn column_types(schema: &StreamSchema) -> Vec<String> {
+    let n = column_names(schema).len();
+    schema.arrow.fields()[..n]
+        .iter()
+        .map(|f| riffle_sql::types::display_arrow(f.data_type()))
+        .collect()
+}
+
+/// Each row's cells as JSON values with its change kind; the old halves of updates are skipped.
+pub fn row_values(
+    batch: &RecordBatch,
+    schema: &StreamSchema,
+) -> Vec<(ChangeOp, Vec<serde_json::Value>)> {
+    let ops = batch.column(schema.op()).as_primitive::<Int8Type>();
+    let n = column_names(schema).len();
+    let mut out = Vec::new();
+    for i in 0..batch.num_rows() {
+        let op = ChangeOp::from_i8(ops.value(i));
+        if op == ChangeOp::UpdateBefore {
+            continue;
+        }
+        let cells = (0..n)
+            .map(|c| {
+                let mut s = String::new();
+                write_json(&mut s, batch.column(c), i);
+                serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))
+            })
+            .collect();
+        out.push((op, cells));
+    }
+    out
+}
+
+/// A cell as table text: strings without quotes, everything else as JSON.
+pub fn cell_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints a push query's rows as an aligned table that grows as rows arrive.
+pub struct GrowingTable {
+    widths: Vec<usize>,
+}
+
+impl GrowingTable {
+    /// Starts a table with these headers, returning it and the header lines to print.
+    pub fn new(headers: &[String]) -> (Self, String) {
+        let widths: Vec<usize> = headers.iter().map(|h| h.chars().count().max(12)).collect();
+        let t = GrowingTable { widths };
+        let rule = t.rule();
+        let head = t.line(headers);
+        (t, format!("{rule}\n{head}\n{rule}"))
+    }
+
+    fn rule(&self) -> String {
+        let mut s = String::from("+");
+        for w in &self.widths {
+            s.push_str(&"-".repeat(w + 2));
+            s.push('+');
+        }
+        s
+    }
+
+    fn line(&self, cells: &[String]) -> String {
+        let mut s = String::from("|");
+        for (c, w) in cells.iter().zip(&self.widths) {
+            let text: String = if c.chars().count() > *w {
+                let mut t: String = c.chars().take(w.saturating_sub(1)).collect();
+                t.push('…');
+                t
+            } else {
+                c.clone()
+            };
+            s.push(' ');
+            s.push_str(&text);
+            s.push_str(&" ".repeat(w - text.chars().count()));
+            s.push_str(" |");
+        }
+        s
+    }
+
+    /// One row as a table line.
+    pub fn row(&self, cells: &[serde_json::Value]) -> String {
+        let texts: Vec<String> = cells.iter().map(cell_text).collect();
+        self.line(&texts)
+    }
+
+    /// The closing rule.
+    pub fn end(&self) -> String {
+        self.rule()
     }
 }
 

@@ -23,6 +23,7 @@ use crate::plan::*;
 pub struct Planner<'a> {
     catalog: &'a Catalog,
     registry: &'a FunctionRegistry,
+    transient: bool,
 }
 
 /// One key slot of a relation: any of `fields` may be selected as the key (a join key can be
@@ -166,7 +167,19 @@ fn field_of(name: &str, dt: &DataType) -> Field {
 impl<'a> Planner<'a> {
     /// A planner over a catalog and function registry.
     pub fn new(catalog: &'a Catalog, registry: &'a FunctionRegistry) -> Self {
-        Planner { catalog, registry }
+        Planner {
+            catalog,
+            registry,
+            transient: false,
+        }
+    }
+
+    /// Plans for a client (push or pull query) rather than a sink: the result has no key
+    /// columns, every selected column is a value in select-list order, and the key need not be
+    /// selected (as in ksqlDB).
+    pub fn for_client(mut self) -> Self {
+        self.transient = true;
+        self
     }
 
     /// The scope of a relation read under `alias`.
@@ -1059,8 +1072,13 @@ impl<'a> Planner<'a> {
                 })
             })
             .collect();
+        let key_items: Vec<Option<usize>> = if self.transient {
+            vec![None; key_items.len()]
+        } else {
+            key_items
+        };
         for (k, slot) in key_items.iter().enumerate() {
-            if slot.is_none() {
+            if slot.is_none() && !self.transient {
                 return Err(SqlError::semantic(format!(
                     "Key missing from projection: the query must select the key column {} (it may be aliased)",
                     key_groups[k].name

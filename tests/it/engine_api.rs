@@ -198,3 +198,78 @@ async fn explain_names_the_state_of_joins_and_pattern_matching() {
     assert!(e.contains("state: per partition"), "{e}");
     assert!(e.contains("Exchange shuffle(__P0)"), "{e}");
 }
+
+/// Runs a pull query and returns its rows as JSON arrays.
+async fn pull(engine: &Engine, sql: &str) -> Vec<serde_json::Value> {
+    match execute(engine, sql).await.remove(0) {
+        StatementResult::Pull(p) => riffle::output::row_values(&p.batch, &p.schema)
+            .into_iter()
+            .map(|(_, cells)| serde_json::Value::Array(cells))
+            .collect(),
+        other => panic!("{sql}: expected rows, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_queries_answer_from_current_state() {
+    use serde_json::json;
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    execute(&engine, "CREATE STREAM views (user_id STRING KEY, page STRING) WITH (kafka_topic='views', value_format='JSON');").await;
+    execute(&engine, "CREATE TABLE per_user AS SELECT user_id, COUNT(*) AS n, LATEST_BY_OFFSET(page) AS last_page FROM views GROUP BY user_id;").await;
+    execute(&engine, "CREATE TABLE per_window AS SELECT user_id, COUNT(*) AS n FROM views WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY user_id;").await;
+    for (user, page, ts) in [
+        ("u1", "/a", 1000),
+        ("u2", "/b", 2000),
+        ("u1", "/c", 12000),
+        ("u1", "/d", 13000),
+    ] {
+        execute(
+            &engine,
+            &format!(
+                "INSERT INTO views (user_id, page, ROWTIME) VALUES ('{user}', '{page}', {ts});"
+            ),
+        )
+        .await;
+    }
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = pull(&engine, "SELECT * FROM per_user WHERE user_id = 'u1';").await;
+        if rows == [json!(["u1", 3, "/d"])] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The latest row per key, not the history of updates.
+    assert_eq!(rows, [json!(["u1", 3, "/d"])]);
+    // Range filters on any column; the key need not be selected.
+    assert_eq!(
+        pull(&engine, "SELECT n, user_id FROM per_user WHERE n < 3;").await,
+        [json!([1, "u2"])]
+    );
+    // Windowed tables: bounds on WINDOWSTART pick windows, whose bounds close each row.
+    let mut windows = Vec::new();
+    for _ in 0..100 {
+        windows = pull(
+            &engine,
+            "SELECT user_id, n FROM per_window WHERE user_id = 'u1' AND WINDOWSTART >= 10000;",
+        )
+        .await;
+        if windows == [json!(["u1", 2, 10000, 20000])] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(windows, [json!(["u1", 2, 10000, 20000])]);
+    // Streams: every row currently stored, LIMIT applies.
+    assert_eq!(
+        pull(&engine, "SELECT page FROM views LIMIT 2;").await,
+        [json!(["/a"]), json!(["/b"])]
+    );
+    // What a pull query cannot do is refused with a reason.
+    let err = engine
+        .execute("SELECT user_id, COUNT(*) FROM views GROUP BY user_id;")
+        .await
+        .expect_err("an aggregating pull query is refused")
+        .to_string();
+    assert!(err.contains("cannot use aggregation"), "{err}");
+}

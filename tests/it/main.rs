@@ -6,4 +6,6 @@ mod conformance;
 mod engine_api;
 mod examples;
 mod own_qtt;
+mod server;
+mod shell;
 mod window_tvf;

@@ -55,6 +55,11 @@ pub struct Services {
     pub topics: Arc<TopicStore>,
     /// Processing log.
     pub log: Arc<ProcessingLog>,
+    /// Read sources up to what they hold now, then end (pull queries).
+    pub snapshot: bool,
+    /// Start reading topics at their current end (push queries with
+    /// `auto.offset.reset = latest`).
+    pub from_end: bool,
 }
 
 /// A source subtask's reader and, for record-yielding connectors, its decoder.
@@ -189,15 +194,14 @@ fn source_readers(
             let mut out = Vec::new();
             for i in 0..n {
                 let parts: Vec<usize> = (0..topic.partitions()).filter(|p| p % n == i).collect();
-                out.push((
-                    SourceReader::Memory(MemoryReader::new(
-                        topic.clone(),
-                        parts,
-                        gate.clone(),
-                        cfg.until_idle,
-                    )),
-                    Some(decoder(def)?),
-                ));
+                let reader = if services.snapshot {
+                    MemoryReader::snapshot(topic.clone(), parts)
+                } else if services.from_end {
+                    MemoryReader::new(topic.clone(), parts, gate.clone(), cfg.until_idle).from_end()
+                } else {
+                    MemoryReader::new(topic.clone(), parts, gate.clone(), cfg.until_idle)
+                };
+                out.push((SourceReader::Memory(reader), Some(decoder(def)?)));
             }
             out
         }
@@ -495,6 +499,8 @@ fn source_readers_limited(
         },
         topics: services.topics.clone(),
         log: services.log.clone(),
+        snapshot: services.snapshot,
+        from_end: services.from_end,
     };
     source_readers(src, &limited, gate, query)
 }

@@ -277,6 +277,8 @@ pub struct MemoryReader {
     changed: watch::Receiver<u64>,
     gate: Option<Arc<ReadGate>>,
     bounded: bool,
+    /// Snapshot reads stop at these offsets (the partition ends when the reader was created).
+    end: Option<Vec<i64>>,
 }
 
 impl MemoryReader {
@@ -297,15 +299,37 @@ impl MemoryReader {
             changed,
             gate,
             bounded,
+            end: None,
         }
+    }
+
+    /// Skips what the partitions hold now: reading starts with the next record appended
+    /// (`auto.offset.reset = latest`, the default of push queries).
+    pub fn from_end(mut self) -> Self {
+        self.offsets = self.partitions.iter().map(|p| self.topic.len(*p)).collect();
+        self
+    }
+
+    /// Reads `partitions` of `topic` from the beginning up to what they hold now, then ends:
+    /// a snapshot, as pull queries need.
+    pub fn snapshot(topic: Arc<Topic>, partitions: Vec<usize>) -> Self {
+        let end = partitions.iter().map(|p| topic.len(*p)).collect();
+        let mut r = MemoryReader::new(topic, partitions, None, true);
+        r.end = Some(end);
+        r
     }
 
     /// Reads up to `max` available records, round-robin over partitions.
     pub fn poll(&mut self, max: usize) -> Vec<SourceRecord> {
-        let limit = self.gate.as_ref().map(|g| g.limit(&self.topic.name));
+        let gate = self.gate.as_ref().map(|g| g.limit(&self.topic.name));
         for _ in 0..self.partitions.len() {
             let i = self.next % self.partitions.len();
             self.next += 1;
+            let limit = match (&self.end, gate) {
+                (Some(end), Some(g)) => Some(end[i].min(g)),
+                (Some(end), None) => Some(end[i]),
+                (None, g) => g,
+            };
             let recs = self
                 .topic
                 .read(self.partitions[i], self.offsets[i], max, limit);
@@ -319,6 +343,9 @@ impl MemoryReader {
 
     /// Whether everything has been read and nothing more can arrive (run-until-idle mode only).
     pub fn exhausted(&self) -> bool {
+        if let Some(end) = &self.end {
+            return self.offsets.iter().zip(end).all(|(o, e)| o >= e);
+        }
         self.bounded
             && !self.topic.has_writers()
             && self
