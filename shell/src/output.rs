@@ -12,8 +12,13 @@ use riffle_sql::plan::{ChangeOp, StreamSchema};
 /// Renders a listing as a table.
 pub fn table(headers: &[String], rows: &[Vec<String>]) -> String {
     let mut t = Table::new();
+    // Wrap to the terminal only when its width is known and usable (a pty may report 0).
+    let arrangement = match t.width() {
+        Some(w) if w >= 40 => ContentArrangement::Dynamic,
+        _ => ContentArrangement::Disabled,
+    };
     t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+        .set_content_arrangement(arrangement);
     t.set_header(headers);
     for r in rows {
         t.add_row(r);
