@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+pub mod nexmark;
+
 use std::sync::Arc;
 
 use riffle_engine::record::{Record, SourceRecord};

@@ -10,12 +10,12 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use riffle_sql::ast::{
-    CreateAsSelect, CreateSource, ExplainTarget, PropertyValue, Query, ShowKind, SourceKind,
-    Statement, StatementKind,
+    CreateAsSelect, CreateSource, CreateView, ExplainTarget, PropertyValue, Query, ShowKind,
+    SourceKind, Statement, StatementKind,
 };
 use riffle_sql::catalog::{
     Catalog, Column, Connector, Defaults, FormatKind, FormatSpec, SourceDef, connector_from,
-    formats_from, prop, resolve_column_name, source_from_create,
+    formats_from, prop, resolve_column_name, source_from_create, view_from_create,
 };
 use riffle_sql::expr::{ExprPlanner, Scope};
 use riffle_sql::plan::{PlanNode, QueryPlan, ROWTIME, StreamSchema};
@@ -292,6 +292,7 @@ impl Engine {
         }
         match &stmt.kind {
             StatementKind::CreateSource(c) => self.create_source(c, &stmt.text),
+            StatementKind::CreateView(v) => self.create_view(v, &stmt.text),
             StatementKind::CreateAsSelect(c) => self.create_as_select(c, &stmt.text),
             StatementKind::InsertInto { target, query } => {
                 self.insert_into(target, query, &stmt.text)
@@ -337,8 +338,97 @@ impl Engine {
         }
     }
 
+    /// Types and plans the computed columns of a new relation: each is planned over the declared
+    /// columns only (a computed column cannot read another), then compiled over the full layout.
+    fn plan_computed(&self, def: &mut SourceDef) -> Result<()> {
+        if def.computed.is_empty() {
+            return Ok(());
+        }
+        let mut declared = def.clone();
+        declared
+            .columns
+            .retain(|c| !def.computed.iter().any(|cc| cc.name == c.name));
+        let scope = Planner::source_scope(&declared, &def.name);
+        for cc in &def.computed {
+            let planned =
+                ExprPlanner::new(scope.clone(), &self.registry).plan_physical(&cc.expr)?;
+            if let Some(col) = def.columns.iter_mut().find(|c| c.name == cc.name) {
+                col.data_type = planned.data_type.clone();
+            }
+        }
+        let scope = Planner::source_scope(def, &def.name);
+        let mut computed = std::mem::take(&mut def.computed);
+        for cc in &mut computed {
+            cc.planned =
+                Some(ExprPlanner::new(scope.clone(), &self.registry).plan_physical(&cc.expr)?);
+        }
+        def.computed = computed;
+        Ok(())
+    }
+
+    /// `CREATE VIEW`: records the query; it is planned afresh wherever the view is read.
+    fn create_view(&self, v: &CreateView, sql: &str) -> Result<StatementResult> {
+        if let Some(existing) = self
+            .catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&v.name)
+        {
+            if v.if_not_exists {
+                return Ok(StatementResult::Created {
+                    kind: existing.kind,
+                    name: existing.name.clone(),
+                });
+            }
+            if !v.or_replace {
+                return Err(EngineError::Catalog(format!(
+                    "cannot create view {}: a relation with that name already exists",
+                    v.name
+                )));
+            }
+        }
+        let plan = self.plan_for_client(&v.query)?;
+        let timestamp = self.view_time_attribute(&v.query);
+        let def = view_from_create(v, plan.columns.clone(), timestamp, sql);
+        let name = def.name.clone();
+        self.catalog
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(def);
+        Ok(StatementResult::Created {
+            kind: SourceKind::Stream,
+            name,
+        })
+    }
+
+    /// The output column of a view that passes its source's event-time column through
+    /// unchanged, which makes it the view's time attribute (usable in window TVFs).
+    fn view_time_attribute(&self, q: &Query) -> Option<String> {
+        let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+        let source_time = catalog.get(&q.from.name)?.timestamp.clone()?;
+        for item in &q.projection {
+            match item {
+                riffle_sql::ast::SelectItem::Wildcard => return Some(source_time),
+                riffle_sql::ast::SelectItem::QualifiedWildcard(_) => {}
+                riffle_sql::ast::SelectItem::Expr { expr, alias } => {
+                    use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
+                    let name = match expr {
+                        SqlExpr::Identifier(id) => Some(&id.value),
+                        SqlExpr::CompoundIdentifier(ids) if ids.len() == 2 => Some(&ids[1].value),
+                        _ => None,
+                    };
+                    if name == Some(&source_time) {
+                        return Some(alias.clone().unwrap_or(source_time));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     fn create_source(&self, c: &CreateSource, sql: &str) -> Result<StatementResult> {
-        let def = source_from_create(c, sql, &self.defaults())?;
+        let mut def = source_from_create(c, sql, &self.defaults())?;
+        self.plan_computed(&mut def)?;
         {
             let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
             if let Some(existing) = catalog.get(&def.name) {
@@ -444,6 +534,8 @@ impl Engine {
             watermark_delay_ms: 0,
             sql: sql.to_string(),
             properties: c.properties.clone(),
+            computed: Vec::new(),
+            view: None,
         })
     }
 
@@ -558,6 +650,17 @@ impl Engine {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .require(target)?;
+        if def.view.is_some() {
+            return Err(EngineError::Catalog(format!(
+                "{target} is a view and cannot be written"
+            )));
+        }
+        if def.connector != Connector::Topic && def.key_columns().next().is_none() {
+            // Flink-style sink: columns by position, cast to the sink's types; changelogs allowed.
+            let plan = Planner::conform_to(self.plan_for_client(q)?, &def)?;
+            let id = self.next_query_id("INSERTQUERY", None);
+            return self.start_persistent(id, sql, plan, def);
+        }
         let plan = self.plan(q)?;
         if def.kind != SourceKind::Stream || plan.kind != SourceKind::Stream {
             return Err(EngineError::Catalog(format!(

@@ -93,6 +93,7 @@ pub fn check_source(plan_source: &PlanNode) -> Result<()> {
             s.def.name,
             match s.def.connector {
                 Connector::Datagen(_) => "datagen",
+                Connector::Nexmark(_) => "nexmark",
                 Connector::Stdout => "stdout",
                 _ => "blackhole",
             }

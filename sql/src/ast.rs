@@ -49,6 +49,8 @@ pub struct ColumnDef {
     pub key: bool,
     /// `HEADERS` or `HEADER('name')`: filled from Kafka record headers.
     pub header: Option<HeaderSpec>,
+    /// Flink computed column `name AS expr`: derived from the other columns on read.
+    pub computed: Option<Expr>,
 }
 
 /// Where a header column takes its value from.
@@ -115,6 +117,19 @@ pub struct WatermarkDef {
     pub delay: Duration,
 }
 
+/// `CREATE [OR REPLACE] VIEW name AS SELECT …`: a named query, expanded where it is read.
+#[derive(Debug, Clone)]
+pub struct CreateView {
+    /// Name (normalized).
+    pub name: String,
+    /// The query.
+    pub query: Query,
+    /// `OR REPLACE`.
+    pub or_replace: bool,
+    /// `IF NOT EXISTS`.
+    pub if_not_exists: bool,
+}
+
 /// `CREATE [OR REPLACE] STREAM|TABLE name [WITH (…)] AS SELECT …`.
 #[derive(Debug, Clone)]
 pub struct CreateAsSelect {
@@ -154,6 +169,8 @@ pub enum ShowKind {
 pub enum StatementKind {
     /// Declares a stream or table over existing data.
     CreateSource(CreateSource),
+    /// Names a query.
+    CreateView(CreateView),
     /// Creates a relation fed by a persistent query.
     CreateAsSelect(CreateAsSelect),
     /// `INSERT INTO target SELECT …`: a persistent query writing into an existing stream.

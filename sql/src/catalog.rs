@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 
-use crate::ast::{CreateSource, HeaderSpec, Properties, PropertyValue, SourceKind};
+use crate::ast::{
+    CreateSource, CreateView, HeaderSpec, Properties, PropertyValue, Query, SourceKind,
+};
 use crate::error::{Result, SqlError};
 
 /// A declared column.
@@ -161,6 +163,54 @@ pub enum Connector {
     Stdout,
     /// Rows discarded (sink only; for benchmarks).
     Blackhole,
+    /// The Nexmark benchmark's event generator.
+    Nexmark(NexmarkOptions),
+    /// A view: rows come from its query, planned where the view is read.
+    View,
+}
+
+/// Options of the Nexmark generator, named as in Flink's nexmark connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NexmarkOptions {
+    /// Total events (`events.num`); `None` is unbounded.
+    pub events: Option<u64>,
+    /// Events per second of event time (`first-event.rate`, `next-event.rate`).
+    pub rate: u64,
+    /// Relative share of person events (`person.proportion`).
+    pub person_proportion: u64,
+    /// Relative share of auction events (`auction.proportion`).
+    pub auction_proportion: u64,
+    /// Relative share of bid events (`bid.proportion`).
+    pub bid_proportion: u64,
+    /// Random seed: the same seed gives the same events.
+    pub seed: u64,
+    /// Event time of the first event, in epoch milliseconds (`base-time`).
+    pub base_time_ms: i64,
+}
+
+impl Default for NexmarkOptions {
+    fn default() -> Self {
+        NexmarkOptions {
+            events: None,
+            rate: 10_000_000,
+            person_proportion: 1,
+            auction_proportion: 3,
+            bid_proportion: 46,
+            seed: 0,
+            base_time_ms: 1_767_225_600_000,
+        }
+    }
+}
+
+/// A Flink computed column (`name AS expr`): filled from the other columns when a row is read.
+#[derive(Debug, Clone)]
+pub struct ComputedColumn {
+    /// Column name.
+    pub name: String,
+    /// The expression over the declared columns.
+    pub expr: datafusion::sql::sqlparser::ast::Expr,
+    /// The expression planned over the relation's layout (set when the relation is created).
+    pub planned: Option<crate::expr::PlannedExpr>,
 }
 
 /// Options of the data generator.
@@ -209,6 +259,10 @@ pub struct SourceDef {
     pub sql: String,
     /// The raw `WITH` properties.
     pub properties: Properties,
+    /// Computed columns (also listed in `columns`, typed by the engine at creation).
+    pub computed: Vec<ComputedColumn>,
+    /// The query of a view.
+    pub view: Option<Box<Query>>,
 }
 
 impl SourceDef {
@@ -382,18 +436,89 @@ pub fn connector_from(props: &Properties) -> Result<Connector> {
         }
         "stdout" | "print" => Connector::Stdout,
         "blackhole" => Connector::Blackhole,
+        "nexmark" => Connector::Nexmark(nexmark_options(props)?),
         other => {
             return Err(SqlError::semantic(format!(
-                "unknown connector '{other}': expected kafka, file, datagen, stdout or blackhole"
+                "unknown connector '{other}': expected kafka, file, datagen, nexmark, stdout or blackhole"
             )));
         }
     })
+}
+
+/// Reads the Nexmark generator's options.
+fn nexmark_options(props: &Properties) -> Result<NexmarkOptions> {
+    let num = |k: &str| -> Result<Option<u64>> {
+        prop(props, k)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    SqlError::semantic(format!(
+                        "nexmark option '{}' must be a non-negative integer, got '{v}'",
+                        k.to_lowercase()
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let d = NexmarkOptions::default();
+    let opts = NexmarkOptions {
+        events: num("EVENTS.NUM")?.filter(|n| *n > 0),
+        rate: num("FIRST-EVENT.RATE")?
+            .or(num("NEXT-EVENT.RATE")?)
+            .unwrap_or(d.rate),
+        person_proportion: num("PERSON.PROPORTION")?.unwrap_or(d.person_proportion),
+        auction_proportion: num("AUCTION.PROPORTION")?.unwrap_or(d.auction_proportion),
+        bid_proportion: num("BID.PROPORTION")?.unwrap_or(d.bid_proportion),
+        seed: num("SEED")?.unwrap_or(d.seed),
+        base_time_ms: num("BASE-TIME")?
+            .map(|v| v as i64)
+            .unwrap_or(d.base_time_ms),
+    };
+    if opts.rate == 0 {
+        return Err(SqlError::semantic(
+            "nexmark option 'first-event.rate' must be positive",
+        ));
+    }
+    if opts.person_proportion + opts.auction_proportion + opts.bid_proportion == 0 {
+        return Err(SqlError::semantic(
+            "nexmark proportions (person/auction/bid) must not all be zero",
+        ));
+    }
+    Ok(opts)
+}
+
+/// Builds the catalog entry of a view; its columns are those its query produces.
+pub fn view_from_create(
+    c: &CreateView,
+    columns: Vec<Column>,
+    timestamp: Option<String>,
+    sql: &str,
+) -> SourceDef {
+    SourceDef {
+        name: c.name.clone(),
+        kind: SourceKind::Stream,
+        columns,
+        topic: c.name.clone(),
+        key_format: FormatSpec::new(FormatKind::None),
+        value_format: FormatSpec::new(FormatKind::Json),
+        timestamp,
+        timestamp_format: None,
+        window: None,
+        connector: Connector::View,
+        partitions: 1,
+        is_source: true,
+        watermark_delay_ms: 0,
+        sql: sql.to_string(),
+        properties: Properties::new(),
+        computed: Vec::new(),
+        view: Some(Box::new(c.query.clone())),
+    }
 }
 
 /// Builds a source definition from a `CREATE STREAM|TABLE (…) WITH (…)` statement.
 pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> Result<SourceDef> {
     let mut keys = Vec::new();
     let mut values = Vec::new();
+    let mut computed = Vec::new();
     for col in &c.columns {
         if is_reserved(&col.name) {
             return Err(SqlError::semantic(format!(
@@ -407,6 +532,19 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
             key: col.key,
             header: col.header.clone(),
         };
+        if let Some(expr) = &col.computed {
+            if col.key {
+                return Err(SqlError::semantic(format!(
+                    "computed column '{}' cannot be a key",
+                    col.name
+                )));
+            }
+            computed.push(ComputedColumn {
+                name: col.name.clone(),
+                expr: expr.clone(),
+                planned: None,
+            });
+        }
         if col.key {
             keys.push(column)
         } else {
@@ -422,18 +560,20 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
             )));
         }
     }
-    if c.kind == SourceKind::Table && keys.is_empty() && c.columns.iter().any(|_| true) {
-        let connector = connector_from(&c.properties)?;
+    let connector = connector_from(&c.properties)?;
+    let mut kind = c.kind;
+    if c.kind == SourceKind::Table && keys.is_empty() && !c.columns.is_empty() {
         if connector == Connector::Topic {
             return Err(SqlError::semantic(format!(
                 "table {} needs a PRIMARY KEY column, e.g. (ID INT PRIMARY KEY, …)",
                 c.name
             )));
         }
+        // A Flink table without a primary key over a connector is an append-only stream.
+        kind = SourceKind::Stream;
     }
-    let connector = connector_from(&c.properties)?;
     let props = &c.properties;
-    let is_file_or_gen = matches!(connector, Connector::File { .. } | Connector::Datagen(_));
+    let is_file_or_gen = connector != Connector::Topic;
     let mut fmt_props = props.clone();
     if is_file_or_gen && prop(props, "VALUE_FORMAT").is_none() && prop(props, "FORMAT").is_none() {
         fmt_props.insert("VALUE_FORMAT".into(), PropertyValue::String("JSON".into()));
@@ -482,7 +622,7 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
     };
     Ok(SourceDef {
         name: c.name.clone(),
-        kind: c.kind,
+        kind,
         columns,
         topic,
         key_format,
@@ -500,6 +640,8 @@ pub fn source_from_create(c: &CreateSource, sql: &str, defaults: &Defaults) -> R
             .unwrap_or(0),
         sql: sql.to_string(),
         properties: c.properties.clone(),
+        computed,
+        view: None,
     })
 }
 

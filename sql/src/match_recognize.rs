@@ -21,9 +21,8 @@ use crate::error::{Result, SqlError};
 use crate::expr::{ColumnRole, ExprPlanner, PlannedExpr, Scope, ScopeColumn, column};
 use crate::pattern::Program;
 use crate::plan::{
-    ExchangeNode, PlanNode, ProjectNode, ROWOFFSET, ROWPARTITION, ROWTIME, SourceNode, StreamSchema,
+    ExchangeNode, PlanNode, ProjectNode, ROWOFFSET, ROWPARTITION, ROWTIME, StreamSchema,
 };
-use crate::planner::Planner;
 
 /// Logical navigation within a match or physical navigation within the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,9 +201,12 @@ pub struct PlannedMatch {
     pub keys: Vec<String>,
 }
 
-/// Plans `source MATCH_RECOGNIZE (…) AS alias`.
+/// Plans `source MATCH_RECOGNIZE (…) AS alias` over `input` (the source or view read, whose
+/// columns `source_scope` describes).
 pub fn plan(
     def: &Arc<SourceDef>,
+    input: PlanNode,
+    source_scope: Scope,
     alias: &str,
     mr: &MatchRecognize,
     registry: &FunctionRegistry,
@@ -221,7 +223,6 @@ pub fn plan(
             def.name
         )));
     }
-    let source_scope = Planner::source_scope(def, &def.name);
     check_order_by(def, mr)?;
 
     // Re-key by the partition columns; values are every source column.
@@ -255,15 +256,9 @@ pub fn plan(
         value_fields.push(Field::new(&c.name, c.data_type.clone(), true));
     }
     let pre_schema = StreamSchema::new(key_fields, value_fields, false, SourceKind::Stream);
-    let source = PlanNode::Source(SourceNode {
-        def: def.clone(),
-        alias: alias.to_string(),
-        schema: Planner::source_schema(def),
-        materialize: false,
-    });
     let input = PlanNode::Exchange(ExchangeNode {
         input: Box::new(PlanNode::Project(ProjectNode {
-            input: Box::new(source),
+            input: Box::new(input),
             exprs,
             schema: pre_schema.clone(),
             drop_null_keys: false,

@@ -488,6 +488,25 @@ impl StatementParser<'_, '_> {
             false
         };
         let is_source = self.eat("SOURCE");
+        self.eat("TEMPORARY");
+        if self.eat("VIEW") {
+            let if_not_exists = if self.eat("IF") {
+                self.expect("NOT")?;
+                self.expect("EXISTS")?;
+                true
+            } else {
+                false
+            };
+            let name = self.ident("a view name")?;
+            self.expect("AS")?;
+            let query = self.parse_query()?;
+            return Ok(StatementKind::CreateView(CreateView {
+                name,
+                query,
+                or_replace,
+                if_not_exists,
+            }));
+        }
         let kind = self.parse_kind()?;
         let if_not_exists = if self.eat("IF") {
             self.expect("NOT")?;
@@ -598,6 +617,17 @@ impl StatementParser<'_, '_> {
 
     fn parse_column_def(&mut self) -> PResult<ColumnDef> {
         let name = self.ident("a column name")?;
+        if self.eat("AS") {
+            // Flink computed column; its type comes from the expression.
+            let expr = self.p.parse_expr()?;
+            return Ok(ColumnDef {
+                name,
+                data_type: crate::types::SqlType::String,
+                key: false,
+                header: None,
+                computed: Some(expr),
+            });
+        }
         let data_type = TypeParser::new(self.p).parse()?;
         let mut key = false;
         let mut header = None;
@@ -626,6 +656,7 @@ impl StatementParser<'_, '_> {
             data_type,
             key,
             header,
+            computed: None,
         })
     }
 

@@ -468,6 +468,14 @@ fn connector_text(def: &SourceDef) -> String {
         ),
         crate::catalog::Connector::Stdout => "stdout".into(),
         crate::catalog::Connector::Blackhole => "blackhole".into(),
+        crate::catalog::Connector::Nexmark(n) => format!(
+            "nexmark events={} seed={}",
+            n.events
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "unbounded".into()),
+            n.seed
+        ),
+        crate::catalog::Connector::View => format!("view {}", def.name),
     }
 }
 

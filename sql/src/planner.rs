@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::expr::column;
+use crate::types::display_arrow;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::logical_expr::Expr;
 use datafusion::sql::sqlparser::ast::{AccessExpr, BinaryOperator, Expr as SqlExpr};
@@ -77,6 +78,8 @@ struct Rel {
     keys: Vec<KeyGroup>,
     window: Option<WindowInfo>,
     joined: bool,
+    /// The column holding event time, when not ROWTIME.
+    time_attr: Option<String>,
 }
 
 /// Physical names of the system columns every layout carries.
@@ -272,6 +275,7 @@ impl<'a> Planner<'a> {
             keys,
             window,
             joined,
+            ..
         } = rel;
         let alias = q.from.qualifier().to_string();
         if let Some(w) = &q.selection {
@@ -328,7 +332,15 @@ impl<'a> Planner<'a> {
         let def = self.catalog.require(&q.from.name)?;
         let alias = q.from.qualifier().to_string();
         if let Some(mr) = &q.from.match_recognize {
-            let m = crate::match_recognize::plan(&def, &alias, mr, self.registry)?;
+            let base = self.relation(&def, &def.name, false)?;
+            let m = crate::match_recognize::plan(
+                &def,
+                base.node,
+                base.scope,
+                &alias,
+                mr,
+                self.registry,
+            )?;
             let mut rel = Rel {
                 node: m.node,
                 scope: m.scope,
@@ -336,34 +348,159 @@ impl<'a> Planner<'a> {
                 keys: m.keys.iter().map(|k| KeyGroup::column(k, k)).collect(),
                 window: None,
                 joined: false,
+                time_attr: None,
             };
             for (i, j) in q.joins.iter().enumerate() {
                 rel = self.plan_join(rel, j, i, &alias)?;
             }
             return Ok(rel);
         }
-        let scope = Self::source_scope(&def, &alias);
-        let keys = def
-            .key_columns()
-            .map(|c| KeyGroup::column(&c.name, &c.name))
-            .collect();
-        let mut rel = Rel {
-            node: PlanNode::Source(SourceNode {
-                def: def.clone(),
-                alias: alias.clone(),
-                schema: Self::source_schema(&def),
-                materialize: def.kind == SourceKind::Table && is_aggregate && q.joins.is_empty(),
-            }),
-            scope,
-            kind: def.kind,
-            keys,
-            window: def.window,
-            joined: false,
-        };
+        let materialize = def.kind == SourceKind::Table && is_aggregate && q.joins.is_empty();
+        let mut rel = self.relation(&def, &alias, materialize)?;
         for (i, j) in q.joins.iter().enumerate() {
             rel = self.plan_join(rel, j, i, &alias)?;
         }
         Ok(rel)
+    }
+
+    /// Shapes a client-style plan (values only, select order) into the columns of a connector
+    /// sink, as Flink's `INSERT INTO`: columns match by position, are renamed to the sink's
+    /// names and cast to its types.
+    pub fn conform_to(plan: QueryPlan, target: &SourceDef) -> Result<QueryPlan> {
+        if plan.columns.len() != target.columns.len() {
+            return Err(SqlError::semantic(format!(
+                "INSERT INTO {}: the query produces {} columns but the sink has {}",
+                target.name,
+                plan.columns.len(),
+                target.columns.len()
+            )));
+        }
+        let same = plan
+            .columns
+            .iter()
+            .zip(&target.columns)
+            .all(|(a, b)| a.name == b.name && a.data_type == b.data_type);
+        if same {
+            return Ok(plan);
+        }
+        let in_schema = plan.root.schema().clone();
+        let mut scope = Scope::default();
+        for f in in_schema.arrow.fields() {
+            scope.columns.push(ScopeColumn {
+                qualifier: None,
+                name: f.name().clone(),
+                field: f.name().clone(),
+                data_type: f.data_type().clone(),
+                role: ColumnRole::Value,
+            });
+        }
+        let mut exprs = Vec::new();
+        let mut fields = Vec::new();
+        let mut display = Vec::new();
+        for (field, target_col) in in_schema.value_fields().iter().zip(&target.columns) {
+            let source = column(field.name());
+            let e = if field.data_type() == &target_col.data_type {
+                source
+            } else if datafusion::arrow::compute::can_cast_types(
+                field.data_type(),
+                &target_col.data_type,
+            ) {
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(source),
+                    target_col.data_type.clone(),
+                ))
+            } else {
+                return Err(SqlError::semantic(format!(
+                    "INSERT INTO {}: column {} is {} and cannot be written to {} {}",
+                    target.name,
+                    field.name(),
+                    display_arrow(field.data_type()),
+                    target_col.name,
+                    display_arrow(&target_col.data_type)
+                )));
+            };
+            display.push(format!("{e} AS {}", target_col.name));
+            exprs.push(compile(e, &scope)?);
+            fields.push(field_of(&target_col.name, &target_col.data_type));
+        }
+        let schema = StreamSchema::new(Vec::new(), fields, in_schema.windowed, in_schema.kind);
+        let columns = target
+            .columns
+            .iter()
+            .map(|c| Column {
+                key: false,
+                ..c.clone()
+            })
+            .collect();
+        Ok(QueryPlan {
+            root: PlanNode::Project(ProjectNode {
+                input: Box::new(plan.root),
+                exprs,
+                schema,
+                drop_null_keys: false,
+                display,
+            }),
+            columns,
+            ..plan
+        })
+    }
+
+    /// A relation read under `alias`: a source, or a view planned in place.
+    fn relation(&self, def: &Arc<SourceDef>, alias: &str, materialize: bool) -> Result<Rel> {
+        if let Some(view) = &def.view {
+            let plan = Planner {
+                catalog: self.catalog,
+                registry: self.registry,
+                transient: true,
+            }
+            .plan_query(view)?;
+            let schema = plan.root.schema().clone();
+            let mut columns: Vec<ScopeColumn> = schema
+                .value_fields()
+                .iter()
+                .map(|f| ScopeColumn {
+                    qualifier: Some(alias.to_string()),
+                    name: f.name().clone(),
+                    field: f.name().clone(),
+                    data_type: f.data_type().clone(),
+                    role: ColumnRole::Value,
+                })
+                .collect();
+            if schema.windowed {
+                for n in [WINDOWSTART, WINDOWEND] {
+                    columns.push(system(alias, n, DataType::Int64));
+                }
+            }
+            columns.push(system(alias, ROWTIME, DataType::Int64));
+            columns.push(system(alias, ROWPARTITION, DataType::Int32));
+            columns.push(system(alias, ROWOFFSET, DataType::Int64));
+            return Ok(Rel {
+                node: plan.root,
+                scope: Scope { columns },
+                kind: plan.kind,
+                keys: Vec::new(),
+                window: plan.window,
+                joined: false,
+                time_attr: def.timestamp.clone(),
+            });
+        }
+        Ok(Rel {
+            node: PlanNode::Source(SourceNode {
+                def: def.clone(),
+                alias: alias.to_string(),
+                schema: Self::source_schema(def),
+                materialize,
+            }),
+            scope: Self::source_scope(def, alias),
+            kind: def.kind,
+            keys: def
+                .key_columns()
+                .map(|c| KeyGroup::column(&c.name, &c.name))
+                .collect(),
+            window: def.window,
+            joined: false,
+            time_attr: def.timestamp.clone(),
+        })
     }
 
     /// The columns a relation carries into a join: every non-system column (prefixed with the
@@ -464,22 +601,8 @@ impl<'a> Planner<'a> {
         use crate::ast::JoinKind;
         let rdef = self.catalog.require(&j.relation.name)?;
         let ralias = j.relation.qualifier().to_string();
-        let right = Rel {
-            node: PlanNode::Source(SourceNode {
-                def: rdef.clone(),
-                alias: ralias.clone(),
-                schema: Self::source_schema(&rdef),
-                materialize: false,
-            }),
-            scope: Self::source_scope(&rdef, &ralias),
-            kind: rdef.kind,
-            keys: rdef
-                .key_columns()
-                .map(|c| KeyGroup::column(&c.name, &c.name))
-                .collect(),
-            window: None,
-            joined: false,
-        };
+        let mut right = self.relation(&rdef, &ralias, false)?;
+        right.window = None;
         let left_alias = if left.joined {
             String::new()
         } else {
@@ -809,6 +932,7 @@ impl<'a> Planner<'a> {
             keys,
             window: None,
             joined: true,
+            time_attr: None,
         })
     }
 
@@ -829,10 +953,7 @@ impl<'a> Planner<'a> {
         if c.name == ROWTIME {
             return true;
         }
-        match &rel.node {
-            PlanNode::Source(s) => s.def.timestamp.as_deref() == Some(c.name.as_str()),
-            _ => false,
-        }
+        rel.time_attr.as_deref() == Some(c.name.as_str())
     }
 
     /// Expands `*` and `alias.*` into column references.

@@ -303,7 +303,7 @@ impl<'a, 'b> TypeParser<'a, 'b> {
                 self.expect_gt()?;
                 SqlType::Map(Box::new(k), Box::new(v))
             }
-            "STRUCT" => {
+            "STRUCT" | "ROW" => {
                 self.expect_lt()?;
                 let mut fields = Vec::new();
                 let closes = |p: &Self| {

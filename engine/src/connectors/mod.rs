@@ -1,10 +1,11 @@
 //! Connectors: where records come from and go to. One folder per connector: in-memory topics,
-//! files, the data generator, stdout. A source connector yields records (to decode) or ready
+//! files, the data generator, the Nexmark generator, stdout. A source connector yields records (to decode) or ready
 //! batches; sinks are wired in the sink operator.
 
 pub mod datagen;
 pub mod file;
 pub mod memory;
+pub mod nexmark;
 pub mod stdout;
 
 use datafusion::arrow::array::RecordBatch;
@@ -32,6 +33,8 @@ pub enum SourceReader {
     File(file::FileReader),
     /// The data generator.
     Datagen(datagen::DatagenReader),
+    /// The Nexmark event generator.
+    Nexmark(Box<nexmark::NexmarkReader>),
 }
 
 impl SourceReader {
@@ -50,6 +53,7 @@ impl SourceReader {
             }
             SourceReader::File(f) => f.poll(max),
             SourceReader::Datagen(d) => d.poll(max),
+            SourceReader::Nexmark(n) => n.poll(max),
         }
     }
 
@@ -77,6 +81,6 @@ impl SourceReader {
 
     /// Whether records still need decoding.
     pub fn yields_records(&self) -> bool {
-        !matches!(self, SourceReader::Datagen(_))
+        !matches!(self, SourceReader::Datagen(_) | SourceReader::Nexmark(_))
     }
 }

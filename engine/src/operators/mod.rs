@@ -3,6 +3,7 @@
 //! stages over bounded channels. One operator per file.
 
 pub mod aggregate_state;
+pub mod computed_columns;
 pub mod filter;
 pub mod group_aggregate;
 pub mod join_rows;

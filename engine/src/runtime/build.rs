@@ -20,9 +20,11 @@ use crate::connectors::SourceReader;
 use crate::connectors::datagen::DatagenReader;
 use crate::connectors::file::{FileReader, create_sink_file};
 use crate::connectors::memory::{MemoryReader, ReadGate, TopicStore};
+use crate::connectors::nexmark::NexmarkReader;
 use crate::error::{EngineError, Result};
 use crate::formats::{RecordDecoder, RecordEncoder};
 use crate::metrics::QueryMetrics;
+use crate::operators::computed_columns::ComputedColumns;
 use crate::operators::filter::FilterOp;
 use crate::operators::group_aggregate::GroupAggregateOp;
 use crate::operators::match_recognize::MatchRecognizeOp;
@@ -171,6 +173,34 @@ fn all_value_def(def: &SourceDef) -> SourceDef {
     d
 }
 
+/// The computed-column step of a source, if it declares computed columns.
+fn computed_columns(src: &SourceNode) -> Result<Option<ComputedColumns>> {
+    let def = &src.def;
+    if def.computed.is_empty() {
+        return Ok(None);
+    }
+    let mut columns = Vec::new();
+    for cc in &def.computed {
+        let idx = src.schema.arrow.index_of(&cc.name)?;
+        let planned = cc.planned.as_ref().ok_or_else(|| {
+            EngineError::Catalog(format!(
+                "computed column {} of {} was not planned",
+                cc.name, def.name
+            ))
+        })?;
+        columns.push((idx, planned.physical.clone()));
+    }
+    let time_column = match &def.timestamp {
+        Some(t) if def.computed.iter().any(|c| &c.name == t) => Some(src.schema.arrow.index_of(t)?),
+        _ => None,
+    };
+    Ok(Some(ComputedColumns::new(
+        columns,
+        time_column,
+        src.schema.rowtime(),
+    )))
+}
+
 fn source_readers(
     src: &SourceNode,
     services: &Services,
@@ -180,6 +210,15 @@ fn source_readers(
     let def = &src.def;
     let cfg = &services.config;
     let decoder = |d: &SourceDef| {
+        if d.computed
+            .iter()
+            .any(|c| Some(&c.name) == d.timestamp.as_ref())
+        {
+            // Event time comes from a computed column, filled after decoding.
+            let mut d = d.clone();
+            d.timestamp = None;
+            return RecordDecoder::new(&d, src.schema.clone(), query).map_err(EngineError::Format);
+        }
         RecordDecoder::new(d, src.schema.clone(), query).map_err(EngineError::Format)
     };
     Ok(match &def.connector {
@@ -221,9 +260,21 @@ fn source_readers(
                 None,
             )]
         }
+        Connector::Nexmark(opts) => {
+            vec![(
+                SourceReader::Nexmark(Box::new(NexmarkReader::new(opts, src.schema.clone()))),
+                None,
+            )]
+        }
         Connector::Stdout | Connector::Blackhole => {
             return Err(EngineError::Connector(format!(
                 "{} is write-only (connector stdout/blackhole) and cannot be read",
+                def.name
+            )));
+        }
+        Connector::View => {
+            return Err(EngineError::Connector(format!(
+                "view {} is planned where it is read and has no reader of its own",
                 def.name
             )));
         }
@@ -280,9 +331,15 @@ fn sink_op(
                 },
                 Connector::Stdout => SinkTarget::Stdout,
                 Connector::Blackhole => SinkTarget::Blackhole,
-                Connector::Datagen(_) => {
+                Connector::Datagen(_) | Connector::Nexmark(_) => {
                     return Err(EngineError::Connector(format!(
                         "{} is a generator and cannot be written",
+                        def.name
+                    )));
+                }
+                Connector::View => {
+                    return Err(EngineError::Connector(format!(
+                        "{} is a view and cannot be written",
                         def.name
                     )));
                 }
@@ -430,6 +487,7 @@ pub fn launch(
                     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<SourceCommand>();
                     controls.push(ctl_tx);
                     let task = SourceTask {
+                        computed: computed_columns(src)?,
                         reader,
                         caught_up: false,
                         decoder,

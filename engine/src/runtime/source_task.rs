@@ -13,6 +13,7 @@ use super::{Message, SourceCommand};
 use crate::connectors::{Poll, SourceReader};
 use crate::error::Result;
 use crate::formats::RecordDecoder;
+use crate::operators::computed_columns::ComputedColumns;
 use crate::operators::{Chain, OpContext};
 
 /// Per-partition event-time tracking with bounded out-of-orderness and idleness.
@@ -84,6 +85,8 @@ enum Wake {
 
 /// Everything a source task owns.
 pub struct SourceTask {
+    /// Fills computed columns (and computed event time) before anything else sees a batch.
+    pub computed: Option<ComputedColumns>,
     /// The connector reader.
     pub reader: SourceReader,
     /// Whether [`Message::CaughtUp`] was sent (the first time the reader had nothing more).
@@ -108,6 +111,10 @@ pub struct SourceTask {
 
 impl SourceTask {
     async fn emit(&mut self, batch: RecordBatch) -> Result<()> {
+        let batch = match &self.computed {
+            Some(c) => c.apply(batch, &self.ctx)?,
+            None => batch,
+        };
         self.ctx.metrics.add_in(batch.num_rows());
         self.watermarks
             .observe(&batch, self.time_columns.0, self.time_columns.1);

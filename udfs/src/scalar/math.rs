@@ -1,5 +1,5 @@
 //! Numeric functions with ksqlDB's result types: `ROUND`, `CEIL`, `FLOOR`, `SIGN`, `SQRT`, `EXP`,
-//! `LN`, `LOG`, `POWER`, `RANDOM`.
+//! `LN`, `LOG`, `POWER`, `MOD`, `RANDOM`.
 
 use std::sync::Arc;
 
@@ -27,8 +27,37 @@ pub fn functions() -> Vec<ScalarUDF> {
         SimpleUdf::udf("LN", (1, 1), double, |a, n, _| unary_f64(a, n, f64::ln)),
         SimpleUdf::udf("LOG", (1, 2), double, log),
         SimpleUdf::udf("POWER", (2, 2), double, power),
+        SimpleUdf::udf("MOD", (2, 2), mod_type, modulo),
         SimpleUdf::volatile_udf("RANDOM", (0, 0), double, random),
     ]
+}
+
+fn mod_type(args: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> {
+    Ok(
+        if args.iter().all(|t| is_integer(t) || *t == DataType::Null) {
+            DataType::Int64
+        } else {
+            DataType::Float64
+        },
+    )
+}
+
+/// `MOD(a, b)`: the remainder of `a / b` with the sign of `a`; NULL when `b` is zero.
+fn modulo(args: &[ColumnarValue], rows: usize, out: &DataType) -> Result<ColumnarValue> {
+    let a = cast(&array_arg(&args[0], rows)?, out)?;
+    let b = cast(&array_arg(&args[1], rows)?, out)?;
+    let zero = datafusion::arrow::compute::kernels::cmp::eq(
+        &b,
+        &datafusion::arrow::array::Scalar::new(cast(
+            &datafusion::arrow::array::Int64Array::from(vec![0]),
+            out,
+        )?),
+    )?;
+    let b = datafusion::arrow::compute::nullif(&b, &zero)?;
+    result(
+        datafusion::arrow::compute::kernels::numeric::rem(&a, &b)?,
+        args,
+    )
 }
 
 fn double(_: &[DataType], _: &[Option<ScalarValue>]) -> Result<DataType> {

@@ -1,0 +1,225 @@
+//! `nexmark`: runs the Nexmark suite (`../shared/nexmark/queries/`, Flink SQL as written) from the
+//! in-process generator into blackhole sinks and prints a markdown table of events/s, events per
+//! CPU-second and peak RSS. Each query runs in its own child process so peak RSS is its own.
+//! `--batch` adds DataFusion batch runs of q0, q1 and q2 over the same events held in memory.
+//!
+//! Usage: `cargo run --release -p riffle-benches --bin nexmark -- [--events N] [--queries q0,q1]`
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use riffle_benches::nexmark::{self, Measurement, QUERIES, Workload};
+use riffle_engine::connectors::Poll;
+use riffle_engine::connectors::nexmark::NexmarkReader;
+use riffle_engine::{Engine, EngineConfig};
+use riffle_sql::catalog::Connector;
+use riffle_sql::planner::Planner;
+
+#[derive(Parser)]
+#[command(about = "Run the Nexmark queries and print throughput, CPU and memory")]
+struct Args {
+    /// Events per query.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: u64,
+    /// Comma-separated queries (default: all of q0–q22 and cep/q0–q3).
+    #[arg(long)]
+    queries: Option<String>,
+    /// Subtasks per operator after a shuffle.
+    #[arg(long, default_value_t = 2)]
+    parallelism: usize,
+    /// Also run q0–q2 as DataFusion batch queries over the same events in memory.
+    #[arg(long)]
+    batch: bool,
+    /// Internal: run one streaming query in this process and print its measurement.
+    #[arg(long, hide = true)]
+    one: Option<String>,
+    /// Internal: run one batch query in this process and print its measurement.
+    #[arg(long, hide = true)]
+    one_batch: Option<String>,
+}
+
+/// Batch equivalents (DataFusion SQL over the generator's table `datagen`) of the suite's
+/// stateless queries.
+fn batch_sql(query: &str) -> Option<&'static str> {
+    Some(match query {
+        "q0" => {
+            "SELECT bid['AUCTION'], bid['BIDDER'], bid['PRICE'], bid['dateTime'], bid['EXTRA'] \
+             FROM datagen WHERE event_type = 2"
+        }
+        "q1" => {
+            "SELECT bid['AUCTION'], bid['BIDDER'], CAST(0.908 * bid['PRICE'] AS DECIMAL(23, 3)), \
+             bid['dateTime'], bid['EXTRA'] FROM datagen WHERE event_type = 2"
+        }
+        "q2" => {
+            "SELECT bid['AUCTION'], bid['PRICE'] FROM datagen \
+             WHERE event_type = 2 AND bid['AUCTION'] % 123 = 0"
+        }
+        _ => return None,
+    })
+}
+
+fn line(m: &Measurement) -> String {
+    format!(
+        "{} {} {:.6} {:.6} {}",
+        m.events, m.rows_out, m.seconds, m.cpu_seconds, m.peak_rss
+    )
+}
+
+fn parse_line(s: &str) -> Option<Measurement> {
+    let l = s.lines().rev().find(|l| l.starts_with("MEASURED "))?;
+    let f: Vec<&str> = l.split_whitespace().skip(1).collect();
+    Some(Measurement {
+        events: f.first()?.parse().ok()?,
+        rows_out: f.get(1)?.parse().ok()?,
+        seconds: f.get(2)?.parse().ok()?,
+        cpu_seconds: f.get(3)?.parse().ok()?,
+        peak_rss: f.get(4)?.parse().ok()?,
+    })
+}
+
+/// Generates the workload's events as batches of the `datagen` table's columns.
+async fn events_in_memory(w: &Workload) -> Result<Vec<RecordBatch>> {
+    let engine = Engine::new(EngineConfig::default())?;
+    let ddl = std::fs::read_to_string(nexmark::kit_dir().join("ddl_gen.sql"))?;
+    engine.execute(&nexmark::fill(&ddl, w)).await?;
+    let def = engine.catalog().require("DATAGEN")?;
+    let Connector::Nexmark(opts) = &def.connector else {
+        bail!("datagen is not a nexmark source");
+    };
+    let schema = Planner::source_schema(&def);
+    let mut reader = NexmarkReader::new(opts, schema.clone());
+    let keep = schema.key_count + schema.value_count;
+    let mut out = Vec::new();
+    while let Poll::Batch(b) = reader.poll(8192)? {
+        out.push(b.project(&(0..keep).collect::<Vec<_>>())?);
+    }
+    Ok(out)
+}
+
+async fn run_batch(query: &str, w: &Workload) -> Result<Measurement> {
+    let sql = batch_sql(query).with_context(|| format!("no batch form of {query}"))?;
+    let batches = events_in_memory(w).await?;
+    let ctx = SessionContext::new();
+    let table = MemTable::try_new(batches[0].schema(), vec![batches])?;
+    ctx.register_table("datagen", Arc::new(table))?;
+    let cpu0 = nexmark::cpu_seconds();
+    let t0 = Instant::now();
+    let results = ctx.sql(sql).await?.collect().await?;
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(Measurement {
+        events: w.events,
+        rows_out: results.iter().map(|b| b.num_rows() as u64).sum(),
+        seconds,
+        cpu_seconds: nexmark::cpu_seconds() - cpu0,
+        peak_rss: nexmark::peak_rss(),
+    })
+}
+
+fn child(args: &[&str]) -> Result<Measurement, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match parse_line(&stdout) {
+        Some(m) if out.status.success() => Ok(m),
+        _ => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            Err(stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("failed without a message")
+                .to_string())
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let w = Workload {
+        events: args.events,
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.parallelism.max(1))
+        .enable_all()
+        .build()?;
+    if let Some(q) = &args.one {
+        let m = rt
+            .block_on(nexmark::run(q, &w, args.parallelism))
+            .map_err(|e| anyhow::anyhow!("{q}: {e}"))?;
+        println!("MEASURED {}", line(&m));
+        return Ok(());
+    }
+    if let Some(q) = &args.one_batch {
+        let m = rt.block_on(run_batch(q, &w))?;
+        println!("MEASURED {}", line(&m));
+        return Ok(());
+    }
+    let queries: Vec<String> = match &args.queries {
+        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        None => QUERIES.iter().map(|s| s.to_string()).collect(),
+    };
+    let events = args.events.to_string();
+    let par = args.parallelism.to_string();
+    println!(
+        "Nexmark, {} events per query, parallelism {}, blackhole sinks\n",
+        args.events, args.parallelism
+    );
+    println!(
+        "| query | rows out | seconds | events/s | events/s per core | peak RSS (MB) | status |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    let mut streaming = Vec::new();
+    let mut failures = 0;
+    for q in &queries {
+        match child(&["--one", q, "--events", &events, "--parallelism", &par]) {
+            Ok(m) => {
+                println!(
+                    "| {q} | {} | {:.2} | {:.0} | {:.0} | {:.0} | ok |",
+                    m.rows_out,
+                    m.seconds,
+                    m.events_per_second(),
+                    m.events_per_core_second(),
+                    m.peak_rss as f64 / 1e6
+                );
+                streaming.push((q.clone(), m));
+            }
+            Err(e) => {
+                failures += 1;
+                println!("| {q} | | | | | | cannot run: {} |", e.replace('|', "/"));
+            }
+        }
+    }
+    if args.batch {
+        println!("\nStreaming vs DataFusion batch over the same events in memory\n");
+        println!("| query | batch events/s | streaming events/s | streaming ÷ batch |");
+        println!("|---|---:|---:|---:|");
+        for (q, m) in &streaming {
+            if batch_sql(q).is_none() {
+                continue;
+            }
+            match child(&["--one-batch", q, "--events", &events, "--parallelism", &par]) {
+                Ok(b) => println!(
+                    "| {q} | {:.0} | {:.0} | {:.2} |",
+                    b.events_per_second(),
+                    m.events_per_second(),
+                    m.events_per_second() / b.events_per_second()
+                ),
+                Err(e) => println!("| {q} | failed: {e} | | |"),
+            }
+        }
+    }
+    if failures > 0 {
+        println!("\n{failures} of {} queries could not run", queries.len());
+    }
+    Ok(())
+}
