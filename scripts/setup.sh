@@ -2,8 +2,8 @@
 # One-time, idempotent set-up for building and testing riffle on a fresh machine.
 # Fast when already done: it only checks what is there.
 #
-# riffle builds with the Rust toolchain alone (DataFusion, Arrow and every other dependency are
-# compiled from crates.io); no system packages are needed yet.
+# System packages: cmake and libcurl headers build the bundled librdkafka (rdkafka's cmake-build),
+# librocksdb-dev is the RocksDB riffle links (see .cargo/config.toml), libclang-dev runs bindgen.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -27,6 +27,23 @@ for component in rustfmt clippy; do
         rustup component add "$component"
     fi
 done
+
+packages="cmake libcurl4-openssl-dev librocksdb-dev libclang-dev"
+missing=""
+for p in $packages; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing system packages:$missing"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
 
 if [ ! -d "$(dirname "$0")/../../shared/conformance/ksql/tests" ]; then
     echo "setup: warning: ../shared/conformance is missing; the conformance tests need it" >&2

@@ -1,7 +1,10 @@
-//! Engine configuration: parallelism, batching, watermark idleness and run modes.
+//! Engine configuration: parallelism, batching, watermark idleness, run modes, the Kafka
+//! cluster, and where state and checkpoints live.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::connectors::kafka::KafkaConfig;
 
 /// How the engine runs queries.
 #[derive(Debug, Clone)]
@@ -26,6 +29,20 @@ pub struct EngineConfig {
     pub processing_log_topic: String,
     /// Echo processing-log entries to stderr (the CLI turns this on).
     pub processing_log_stderr: bool,
+    /// The Kafka cluster `kafka_topic` relations live in; `None`: in-memory topics.
+    pub kafka: Option<KafkaConfig>,
+    /// Where persistent queries keep their state and checkpoints, resuming from them when
+    /// restarted; `None`: no checkpoints (state lives for the process only).
+    pub state_dir: Option<PathBuf>,
+    /// Time between checkpoints (session property `checkpoint.interval` overrides it).
+    pub checkpoint_interval: Duration,
+    /// Completed checkpoints kept per query.
+    pub checkpoints_kept: usize,
+    /// Discard the checkpointed state of queries that cannot resume it (their statement
+    /// changed) and start them afresh instead of refusing to start them.
+    pub fresh_state: bool,
+    /// Entries (groups) one operator subtask keeps in memory; beyond, state lives in RocksDB.
+    pub state_cache_entries: usize,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +59,12 @@ impl Default for EngineConfig {
             processing_log_file: None,
             processing_log_topic: "riffle_processing_log".into(),
             processing_log_stderr: false,
+            kafka: None,
+            state_dir: None,
+            checkpoint_interval: Duration::from_secs(10),
+            checkpoints_kept: 3,
+            fresh_state: false,
+            state_cache_entries: 1_000_000,
         }
     }
 }

@@ -25,6 +25,7 @@ use riffle_udfs::FunctionRegistry;
 use tokio::sync::mpsc;
 
 use crate::config::EngineConfig;
+use crate::connectors::kafka::{self, KafkaProducer};
 use crate::connectors::memory::{ReadGate, TopicStore};
 use crate::error::{EngineError, Result};
 use crate::formats::RecordEncoder;
@@ -32,6 +33,8 @@ use crate::processing_log::ProcessingLog;
 use crate::query::{QueryHandle, QueryKind};
 use crate::record::Record;
 use crate::runtime::build::{Services, SinkSpec, launch};
+use crate::runtime::checkpointer::{Durability, resume_point};
+use crate::state::QueryStateDir;
 
 /// A push query streaming rows to its client.
 pub struct TransientQuery {
@@ -132,6 +135,7 @@ pub struct Engine {
     properties: Mutex<BTreeMap<String, String>>,
     query_counter: AtomicU64,
     stepped: bool,
+    producer: std::sync::OnceLock<Arc<KafkaProducer>>,
 }
 
 impl Engine {
@@ -158,6 +162,7 @@ impl Engine {
             properties: Mutex::new(BTreeMap::new()),
             query_counter: AtomicU64::new(0),
             stepped: false,
+            producer: std::sync::OnceLock::new(),
         })
     }
 
@@ -248,13 +253,117 @@ impl Engine {
     }
 
     fn services(&self) -> Services {
+        let props = self.properties();
         Services {
             config: self.config.clone(),
             topics: self.topics.clone(),
             log: self.log.clone(),
             snapshot: false,
             from_end: false,
+            kafka_from_end: props
+                .get("auto.offset.reset")
+                .is_some_and(|v| v.eq_ignore_ascii_case("latest")),
+            exactly_once: self.exactly_once(),
         }
+    }
+
+    /// Whether Kafka sinks write transactions (`processing.guarantee`, default exactly-once).
+    fn exactly_once(&self) -> bool {
+        self.properties()
+            .get("processing.guarantee")
+            .is_none_or(|v| !v.eq_ignore_ascii_case("at_least_once"))
+    }
+
+    /// The time between checkpoints of a query writing `def`: its `CHECKPOINT_INTERVAL`, the
+    /// session's `checkpoint.interval`, or the engine's.
+    fn checkpoint_interval(&self, def: &SourceDef) -> Result<std::time::Duration> {
+        let text = prop(&def.properties, "CHECKPOINT_INTERVAL")
+            .or_else(|| self.properties().get("checkpoint.interval").cloned());
+        match text {
+            None => Ok(self.config.checkpoint_interval),
+            Some(t) => parse_duration(&t).ok_or_else(|| {
+                EngineError::Catalog(format!(
+                    "checkpoint interval '{t}' is not a duration: use milliseconds or a number \
+                     with ms, s or min, e.g. '500ms' or '10s'"
+                ))
+            }),
+        }
+    }
+
+    /// Durability of a persistent query: where it checkpoints and what it resumes.
+    fn durability(
+        &self,
+        id: &str,
+        plan: &QueryPlan,
+        def: &SourceDef,
+    ) -> Result<Option<Durability>> {
+        let Some(root) = &self.config.state_dir else {
+            return Ok(None);
+        };
+        if self.stepped {
+            return Ok(None);
+        }
+        let dir = QueryStateDir::new(root, id);
+        let plan_hash = plan_hash(plan, def, self.config.parallelism);
+        let transactional =
+            self.config.kafka.is_some() && def.connector == Connector::Topic && self.exactly_once();
+        let interval = self.checkpoint_interval(def)?;
+        let resume = resume_point(&self.config, &dir, id, &plan_hash, transactional)?;
+        Ok(Some(Durability {
+            dir,
+            resume,
+            plan_hash,
+            interval,
+            keep: self.config.checkpoints_kept,
+        }))
+    }
+
+    /// Creates (with declared `PARTITIONS`) or checks the Kafka topic of a relation.
+    fn prepare_topic(&self, def: &SourceDef, create: bool) -> Result<()> {
+        if def.connector != Connector::Topic {
+            return Ok(());
+        }
+        let Some(k) = &self.config.kafka else {
+            self.topics
+                .get_or_create(&def.topic, self.partitions_for(def));
+            return Ok(());
+        };
+        let declared = prop(&def.properties, "PARTITIONS").is_some();
+        if create || declared {
+            let replicas = prop(&def.properties, "REPLICAS")
+                .and_then(|r| r.parse::<i32>().ok())
+                .unwrap_or(1);
+            let n = kafka::ensure_topic(k, &def.topic, def.partitions.max(1) as usize, replicas)?;
+            if declared && n != def.partitions.max(1) as usize {
+                return Err(EngineError::Catalog(format!(
+                    "kafka topic {} exists with {n} partitions, but {} declares PARTITIONS={}",
+                    def.topic, def.name, def.partitions
+                )));
+            }
+            return Ok(());
+        }
+        match kafka::partition_count(k, &def.topic)? {
+            Some(_) => Ok(()),
+            None => Err(EngineError::Catalog(format!(
+                "kafka topic {} does not exist: create it, or declare PARTITIONS in the WITH \
+                 clause of {} to have riffle create it",
+                def.topic, def.name
+            ))),
+        }
+    }
+
+    /// A producer for statements that write records themselves (`INSERT … VALUES`).
+    fn kafka_producer(&self) -> Result<Arc<KafkaProducer>> {
+        if let Some(p) = self.producer.get() {
+            return Ok(p.clone());
+        }
+        let k = self
+            .config
+            .kafka
+            .as_ref()
+            .ok_or_else(|| EngineError::Connector("internal: no Kafka cluster".into()))?;
+        let p = Arc::new(KafkaProducer::new(k, None)?);
+        Ok(self.producer.get_or_init(|| p).clone())
     }
 
     fn partitions_for(&self, def: &SourceDef) -> usize {
@@ -448,10 +557,7 @@ impl Engine {
                 }
             }
         }
-        if def.connector == Connector::Topic {
-            self.topics
-                .get_or_create(&def.topic, self.partitions_for(&def));
-        }
+        self.prepare_topic(&def, false)?;
         let name = def.name.clone();
         let kind = def.kind;
         self.catalog
@@ -555,6 +661,7 @@ impl Engine {
         def: Arc<SourceDef>,
     ) -> Result<StatementResult> {
         let gate = self.stepped.then(|| Arc::new(ReadGate::default()));
+        let durability = self.durability(&id, &plan, &def)?;
         let handle = launch(
             &id,
             sql,
@@ -564,6 +671,7 @@ impl Engine {
             QueryKind::Persistent,
             &self.services(),
             gate,
+            durability,
         )?;
         self.queries
             .lock()
@@ -628,10 +736,7 @@ impl Engine {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(def);
-        if def.connector == Connector::Topic {
-            self.topics
-                .get_or_create(&def.topic, self.partitions_for(&def));
-        }
+        self.prepare_topic(&def, true)?;
         self.start_persistent(id, sql, plan, def)
     }
 
@@ -788,6 +893,19 @@ impl Engine {
                 "INSERT VALUES needs a topic-backed relation; {target} is not"
             )));
         }
+        if self.config.kafka.is_some() {
+            let p = self.kafka_producer()?;
+            p.send(
+                &def.topic,
+                &Record {
+                    key,
+                    value,
+                    timestamp: ts,
+                    headers: vec![],
+                },
+            )?;
+            return p.flush();
+        }
         let topic = self
             .topics
             .get_or_create(&def.topic, self.partitions_for(def));
@@ -900,6 +1018,7 @@ impl Engine {
             QueryKind::Transient,
             &services,
             None,
+            None,
         )?;
         let handle = Arc::new(handle);
         self.queries
@@ -951,6 +1070,7 @@ impl Engine {
             None,
             QueryKind::Transient,
             &services,
+            None,
             None,
         )?;
         let mut batches = Vec::new();
@@ -1301,6 +1421,14 @@ impl Engine {
     }
 
     fn print(&self, topic: &str, limit: Option<u64>) -> Result<StatementResult> {
+        let headers = ["rowtime", "partition", "offset", "key", "value"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(k) = &self.config.kafka {
+            let rows = crate::connectors::kafka::print::print_topic(k, topic, limit)?;
+            return Ok(StatementResult::Listing { headers, rows });
+        }
         let t = self
             .topics
             .get(topic)
@@ -1325,13 +1453,7 @@ impl Engine {
                 ]
             })
             .collect();
-        Ok(StatementResult::Listing {
-            headers: ["rowtime", "partition", "offset", "key", "value"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            rows,
-        })
+        Ok(StatementResult::Listing { headers, rows })
     }
 
     /// Waits until every persistent query finished (run-until-idle mode) or one failed.
@@ -1351,6 +1473,39 @@ impl Engine {
     pub async fn shutdown(&self) {
         let _ = self.terminate(None).await;
     }
+}
+
+/// Reads a duration: milliseconds, or a number with `ms`, `s`, `sec`, `min` or `h`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim().to_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" => n,
+        "s" | "sec" | "second" | "seconds" => n * 1000.0,
+        "min" | "minute" | "minutes" => n * 60_000.0,
+        "h" | "hour" | "hours" => n * 3_600_000.0,
+        _ => return None,
+    };
+    (ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64))
+}
+
+/// Identifies the plan a query's state belongs to: its operators, its sink's topic and formats,
+/// and the parallelism (state is partitioned by subtask).
+fn plan_hash(plan: &QueryPlan, sink: &SourceDef, parallelism: usize) -> String {
+    use sha2::Digest;
+    let text = format!(
+        "{}\nsink {} {} {}\nparallelism {parallelism}",
+        plan.explain(),
+        sink.topic,
+        sink.key_format.kind.name(),
+        sink.value_format.kind.name()
+    );
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn fmt_cols(cols: &[(String, bool, String)]) -> String {

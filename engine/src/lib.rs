@@ -16,6 +16,7 @@ pub mod pull;
 pub mod query;
 pub mod record;
 pub mod runtime;
+pub mod state;
 
 pub use config::EngineConfig;
 pub use engine::{Engine, StatementResult, TransientQuery};

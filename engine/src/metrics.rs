@@ -1,5 +1,5 @@
-//! Per-query counters: rows in and out, the latest watermark, state size. Read by `SHOW QUERIES`,
-//! `DESCRIBE EXTENDED` and (later) the metrics endpoint.
+//! Per-query counters: rows in and out, the latest watermark, state size, checkpoints. Read by `SHOW QUERIES`,
+//! `DESCRIBE EXTENDED` and the metrics endpoint.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -14,8 +14,12 @@ pub struct QueryMetrics {
     pub watermark: AtomicI64,
     /// Approximate bytes of operator state.
     pub state_bytes: AtomicU64,
-    /// Duration of the last completed barrier round trip (checkpoint), in milliseconds.
+    /// Duration of the last completed checkpoint (barrier, state snapshot, commit), in ms.
     pub last_checkpoint_ms: AtomicU64,
+    /// Size of the last completed checkpoint's state files, in bytes.
+    pub last_checkpoint_bytes: AtomicU64,
+    /// The last completed checkpoint epoch (0: none yet).
+    pub last_checkpoint_epoch: AtomicU64,
 }
 
 impl Default for QueryMetrics {
@@ -26,6 +30,8 @@ impl Default for QueryMetrics {
             watermark: AtomicI64::new(i64::MIN),
             state_bytes: AtomicU64::new(0),
             last_checkpoint_ms: AtomicU64::new(0),
+            last_checkpoint_bytes: AtomicU64::new(0),
+            last_checkpoint_epoch: AtomicU64::new(0),
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::connectors::memory::ReadGate;
 use crate::error::{EngineError, Result};
 use crate::metrics::QueryMetrics;
 use crate::processing_log::ErrorCounts;
-use crate::runtime::SourceCommand;
 use crate::runtime::coordinator::{Coordinator, QueryStatus};
+use crate::runtime::{Barrier, SourceCommand};
+use crate::state::StateStore;
 
 /// Whether a query outlives its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,26 +48,23 @@ pub struct QueryHandle {
     pub errors: Arc<ErrorCounts>,
     /// Read limits when fed step by step (conformance runs).
     pub gate: Option<Arc<ReadGate>>,
+    /// The query's state store.
+    pub store: Arc<StateStore>,
+    /// The checkpointer task of a durable query.
+    pub(crate) checkpointer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl QueryHandle {
     /// Injects a barrier at every source and waits until every sink has written everything that
     /// was available before it.
     pub async fn flush(&self) -> Result<()> {
-        let epoch = self.coordinator.next_epoch();
-        let started = std::time::Instant::now();
+        let id = self.coordinator.next_barrier_id();
         for c in &self.controls {
             // A source that already finished cannot take a barrier; its End covers it.
-            let _ = c.send(SourceCommand::Barrier(epoch));
+            let _ = c.send(SourceCommand::Barrier(Barrier::flush(id)));
         }
-        match self.coordinator.wait_epoch(epoch).await {
-            Ok(()) => {
-                self.metrics.last_checkpoint_ms.store(
-                    started.elapsed().as_millis() as u64,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                Ok(())
-            }
+        match self.coordinator.wait_barrier(id).await {
+            Ok(()) => Ok(()),
             Err(QueryStatus::Failed(m)) => Err(EngineError::QueryFailed {
                 query: self.id.clone(),
                 message: m,
@@ -91,6 +89,23 @@ impl QueryHandle {
                 "query {} did not stop within 5s; aborting its tasks",
                 self.id
             );
+        }
+        let checkpointer = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(c) = checkpointer {
+            // Its last checkpoint commits what the query wrote before stopping.
+            if tokio::time::timeout(Duration::from_secs(60), c)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "query {}: the last checkpoint did not finish in 60s",
+                    self.id
+                );
+            }
         }
         self.coordinator.set_status(QueryStatus::Terminated);
         for t in self

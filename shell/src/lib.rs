@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod engine_args;
 pub mod output;
 pub mod qtt;
 pub mod repl;

@@ -5,6 +5,7 @@
 //! - `riffle server [--queries-file FILE]` serves the ksqlDB-compatible REST API;
 //! - `riffle test PATH… [--names FILE]` runs QTT-format conformance files.
 
+use riffle::engine_args::EngineArgs;
 use riffle::{qtt, repl, run, server};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,12 +29,11 @@ enum Command {
         /// Exit once bounded sources are exhausted and every window has fired.
         #[arg(long)]
         until_idle: bool,
-        /// Subtasks per operator after a shuffle (default: number of cores).
-        #[arg(long)]
-        parallelism: Option<usize>,
         /// Also append processing-log entries (bad records, late rows) to this file.
         #[arg(long)]
         processing_log: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// The interactive shell (an embedded engine, or a server with --server).
     Shell {
@@ -49,6 +49,8 @@ enum Command {
         /// History file (default ~/.riffle_history).
         #[arg(long)]
         history: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Serve the ksqlDB-compatible REST API.
     Server {
@@ -70,9 +72,8 @@ enum Command {
         /// Largest accepted request body in bytes (default 16 MiB).
         #[arg(long)]
         max_body_bytes: Option<usize>,
-        /// Subtasks per operator after a shuffle (default: number of cores).
-        #[arg(long)]
-        parallelism: Option<usize>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Run QTT-format test files and report failing cases.
     Test {
@@ -121,6 +122,7 @@ fn main() -> ExitCode {
         basic_auth,
         token,
         history,
+        engine,
     } = cli.command
     {
         let auth = match (basic_auth, token) {
@@ -138,6 +140,7 @@ fn main() -> ExitCode {
             server,
             auth,
             history,
+            engine,
         };
         return match repl::run_shell(runtime.handle().clone(), opts) {
             Ok(()) => ExitCode::SUCCESS,
@@ -157,7 +160,7 @@ fn main() -> ExitCode {
                 basic_auth,
                 tokens,
                 max_body_bytes,
-                parallelism,
+                engine,
             } => {
                 server::run_server(server::ServerOptions {
                     listen,
@@ -166,16 +169,16 @@ fn main() -> ExitCode {
                     basic_auth,
                     tokens,
                     max_body_bytes,
-                    parallelism,
+                    engine,
                 })
                 .await
             }
             Command::Run {
                 file,
                 until_idle,
-                parallelism,
                 processing_log,
-            } => run::run_file(&file, until_idle, parallelism, processing_log).await,
+                engine,
+            } => run::run_file(&file, until_idle, processing_log, &engine).await,
             Command::Test {
                 paths,
                 names,

@@ -227,6 +227,8 @@ pub struct ShellOptions {
     pub auth: Option<String>,
     /// History file (default `~/.riffle_history`).
     pub history: Option<PathBuf>,
+    /// Settings of the embedded engine.
+    pub engine: crate::engine_args::EngineArgs,
 }
 
 /// The shell's state.
@@ -246,7 +248,12 @@ pub fn run_shell(runtime: tokio::runtime::Handle, opts: ShellOptions) -> anyhow:
         Some(url) => Backend::Remote(RemoteClient::new(url, opts.auth.clone())),
         None => {
             let _guard = runtime.enter();
-            Backend::Embedded(Arc::new(Engine::new(EngineConfig::default())?))
+            let mut config = EngineConfig::default();
+            opts.engine.apply(
+                &crate::engine_args::EngineFileConfig::default(),
+                &mut config,
+            )?;
+            Backend::Embedded(Arc::new(Engine::new(config)?))
         }
     };
     let names = Arc::new(Mutex::new(Vec::new()));

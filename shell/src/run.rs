@@ -9,14 +9,15 @@ use anyhow::Context;
 use riffle_engine::engine::TransientQuery;
 use riffle_engine::{Engine, EngineConfig, EngineError, StatementResult};
 
+use crate::engine_args::{EngineArgs, EngineFileConfig};
 use crate::output;
 
 /// Runs a pipeline file.
 pub async fn run_file(
     file: &Path,
     until_idle: bool,
-    parallelism: Option<usize>,
     processing_log: Option<PathBuf>,
+    engine_args: &EngineArgs,
 ) -> anyhow::Result<ExitCode> {
     let sql =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -26,9 +27,7 @@ pub async fn run_file(
         processing_log_stderr: true,
         ..Default::default()
     };
-    if let Some(p) = parallelism {
-        config.parallelism = p.max(1);
-    }
+    engine_args.apply(&EngineFileConfig::default(), &mut config)?;
     let engine = Engine::new(config)?;
     let statements = match riffle_sql::parse_script(&sql) {
         Ok(s) => s,

@@ -1,15 +1,20 @@
 //! Connectors: where records come from and go to. One folder per connector: in-memory topics,
-//! files, the data generator, the Nexmark generator, stdout. A source connector yields records (to decode) or ready
+//! Kafka, files, the data generator, the Nexmark generator, stdout. A source connector yields records (to decode) or ready
 //! batches; sinks are wired in the sink operator.
 
 pub mod datagen;
 pub mod file;
+pub mod kafka;
 pub mod memory;
 pub mod nexmark;
 pub mod stdout;
 
+use std::collections::BTreeMap;
+
 use datafusion::arrow::array::RecordBatch;
 use tokio::sync::watch;
+
+use crate::runtime::coordinator::SourcePositions;
 
 use crate::record::SourceRecord;
 
@@ -35,6 +40,8 @@ pub enum SourceReader {
     Datagen(datagen::DatagenReader),
     /// The Nexmark event generator.
     Nexmark(Box<nexmark::NexmarkReader>),
+    /// Partitions of a Kafka topic.
+    Kafka(Box<kafka::KafkaReader>),
 }
 
 impl SourceReader {
@@ -54,7 +61,48 @@ impl SourceReader {
             SourceReader::File(f) => f.poll(max),
             SourceReader::Datagen(d) => d.poll(max),
             SourceReader::Nexmark(n) => n.poll(max),
+            SourceReader::Kafka(k) => k.poll(max),
         }
+    }
+
+    /// Where the reader is: the next offset per partition (for checkpoints).
+    pub fn positions(&self) -> SourcePositions {
+        let single = |o: i64| [(0, o)].into_iter().collect();
+        match self {
+            SourceReader::Memory(m) => SourcePositions {
+                kafka_topic: None,
+                offsets: m.positions(),
+            },
+            SourceReader::File(f) => SourcePositions {
+                kafka_topic: None,
+                offsets: single(f.position()),
+            },
+            SourceReader::Datagen(d) => SourcePositions {
+                kafka_topic: None,
+                offsets: single(d.position()),
+            },
+            SourceReader::Nexmark(n) => SourcePositions {
+                kafka_topic: None,
+                offsets: single(n.position()),
+            },
+            SourceReader::Kafka(k) => SourcePositions {
+                kafka_topic: Some(k.topic().to_string()),
+                offsets: k.positions().clone(),
+            },
+        }
+    }
+
+    /// Continues from checkpointed positions (Kafka readers are opened at them instead).
+    pub fn seek(&mut self, offsets: &BTreeMap<i32, i64>) -> crate::error::Result<()> {
+        let first = offsets.get(&0).copied().unwrap_or(0);
+        match self {
+            SourceReader::Memory(m) => m.seek(offsets),
+            SourceReader::File(f) => f.seek(first)?,
+            SourceReader::Datagen(d) => d.seek(first),
+            SourceReader::Nexmark(n) => n.seek(first),
+            SourceReader::Kafka(_) => {}
+        }
+        Ok(())
     }
 
     /// A signal that fires when new data may be available, for sources that can wait on one.
@@ -65,10 +113,14 @@ impl SourceReader {
         }
     }
 
-    /// When the source can next produce (rate-limited generators).
+    /// When the source can next produce (rate-limited generators), or should be polled again
+    /// (Kafka, whose client fetches in the background).
     pub fn next_ready(&self) -> Option<std::time::Instant> {
         match self {
             SourceReader::Datagen(d) => d.next_ready(),
+            SourceReader::Kafka(_) => {
+                Some(std::time::Instant::now() + std::time::Duration::from_millis(5))
+            }
             _ => None,
         }
     }

@@ -8,11 +8,13 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int8Array, Int32Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{interleave, take};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use riffle_sql::plan::{AggSpec, ChangeOp, StreamSchema};
 use riffle_udfs::aggregate::GroupsAggregator;
 
 use crate::error::Result;
+use crate::state::RowCodec;
 
 /// Accumulators and bookkeeping for all groups of one aggregation.
 pub struct AggregateState {
@@ -157,6 +159,79 @@ impl AggregateState {
             .iter()
             .map(|a| a.evaluate(groups))
             .collect::<datafusion::common::Result<_>>()?)
+    }
+
+    /// Column types of a group's stored state: each accumulator's state columns, then the
+    /// group's latest event time and whether it has produced output.
+    pub fn state_types(&self) -> Vec<DataType> {
+        let mut t: Vec<DataType> = self.accs.iter().flat_map(|a| a.state_types()).collect();
+        t.push(DataType::Int64);
+        t.push(DataType::Boolean);
+        t
+    }
+
+    /// A codec for stored group states.
+    pub fn codec(&self) -> Result<RowCodec> {
+        RowCodec::new(&self.state_types())
+    }
+
+    /// The stored form of each listed group's state.
+    pub fn encode_groups(&self, codec: &RowCodec, groups: &[usize]) -> Result<Vec<Vec<u8>>> {
+        if groups.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut cols = Vec::new();
+        for a in &self.accs {
+            cols.extend(a.state(groups)?);
+        }
+        cols.push(Arc::new(Int64Array::from_iter_values(
+            groups.iter().map(|&g| self.max_ts[g]),
+        )));
+        cols.push(Arc::new(BooleanArray::from_iter(
+            groups.iter().map(|&g| Some(self.live[g])),
+        )));
+        let rows = codec.encode(&cols)?;
+        Ok((0..groups.len())
+            .map(|i| rows.row(i).as_ref().to_vec())
+            .collect())
+    }
+
+    /// Sets each listed group to a stored state (as [`encode_groups`](Self::encode_groups)
+    /// made it).
+    pub fn decode_groups(
+        &mut self,
+        codec: &RowCodec,
+        groups: &[usize],
+        stored: &[&[u8]],
+    ) -> Result<()> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let cols = codec.decode(stored.iter().copied())?;
+        let mut at = 0;
+        for a in self.accs.iter_mut() {
+            let n = a.state_types().len();
+            a.restore(groups, &cols[at..at + n])?;
+            at += n;
+        }
+        let ts = cols[at]
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| crate::error::EngineError::DataFusion("damaged group state".into()))?;
+        let live = cols[at + 1]
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| crate::error::EngineError::DataFusion("damaged group state".into()))?;
+        for (i, &g) in groups.iter().enumerate() {
+            self.max_ts[g] = ts.value(i);
+            self.live[g] = live.value(i);
+        }
+        Ok(())
+    }
+
+    /// The key of a stored entry, from its bytes.
+    pub fn key_from_bytes(&self, bytes: &[u8]) -> OwnedRow {
+        self.converter.parser().parse(bytes).owned()
     }
 
     /// Approximate bytes of state.

@@ -29,6 +29,8 @@ use riffle_sql::plan::ChangeOp;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
 use crate::processing_log::{ErrorKind, ErrorRecord, ProcessingLog};
+use crate::runtime::Barrier;
+use crate::state::{StateStore, StateTable};
 
 /// What an operator can reach besides its input: the query's identity, the processing log, the
 /// current watermark and metrics.
@@ -58,6 +60,62 @@ impl OpContext {
     }
 }
 
+/// An operator subtask's access to its query's state store.
+#[derive(Debug, Clone)]
+pub struct OperatorState {
+    store: Arc<StateStore>,
+    name: String,
+    subtask: usize,
+}
+
+impl OperatorState {
+    /// The state of operator `op` of stage `stage`, subtask `subtask`.
+    pub fn new(store: Arc<StateStore>, stage: usize, op: usize, subtask: usize) -> Self {
+        OperatorState {
+            store,
+            name: format!("s{stage}o{op}"),
+            subtask,
+        }
+    }
+
+    /// State for operators run outside a query's dataflow (pull queries, tests): a temporary
+    /// store that takes no checkpoints.
+    pub fn temporary() -> Result<Self> {
+        Ok(OperatorState::new(
+            Arc::new(StateStore::temporary(usize::MAX)?),
+            0,
+            0,
+            0,
+        ))
+    }
+
+    /// The operator's state table `what` (a column family of the query's store).
+    pub fn table(&self, what: &str) -> StateTable {
+        self.store
+            .table(&format!("{}.{what}", self.name), self.subtask)
+    }
+
+    /// Whether the query takes checkpoints: state is then written at every checkpoint barrier.
+    pub fn checkpoints(&self) -> bool {
+        self.store.takes_checkpoints()
+    }
+
+    /// Whether the store was restored from a checkpoint (tables may hold entries).
+    pub fn restored(&self) -> bool {
+        self.store.restored()
+    }
+
+    /// Entries the operator subtask keeps in memory before evicting to the store.
+    pub fn cache_entries(&self) -> usize {
+        self.store.cache_entries()
+    }
+
+    /// Whether an operator that last passed checkpoint `passed` may write to the store now.
+    pub fn may_write(&self, passed: u64) -> bool {
+        self.store.may_write_between_barriers(passed)
+    }
+}
+
 /// A stream operator.
 pub trait Operator: Send {
     /// Name for logs and EXPLAIN.
@@ -77,8 +135,9 @@ pub trait Operator: Send {
     fn on_watermark(&mut self, _wm: i64, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
         Ok(vec![])
     }
-    /// A checkpoint barrier passed: snapshot state for `epoch`.
-    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut OpContext) -> Result<()> {
+    /// A barrier passed; on a checkpoint barrier, write the state that changed since the last
+    /// one to the state store.
+    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
         Ok(())
     }
     /// The input ended.
@@ -161,9 +220,9 @@ impl Chain {
     }
 
     /// Delivers a barrier to every operator.
-    pub fn barrier(&mut self, epoch: u64, ctx: &mut OpContext) -> Result<()> {
+    pub fn barrier(&mut self, barrier: Barrier, ctx: &mut OpContext) -> Result<()> {
         for op in &mut self.ops {
-            op.on_barrier(epoch, ctx)?;
+            op.on_barrier(barrier, ctx)?;
         }
         Ok(())
     }

@@ -2,7 +2,9 @@
 //! (key and value in the relation's formats, window suffix on windowed keys, event time as the
 //! record timestamp); tables are written as upserts with tombstones for deletes, and an update
 //! whose new value was filtered out becomes a tombstone. Files and stdout get one line per row.
-//! Barriers are acknowledged to the query's coordinator once everything before them is written.
+//! Kafka topics get the same records through the query's producer. Barriers are acknowledged to
+//! the query's coordinator once everything before them is written; at a checkpoint barrier a
+//! file sink syncs and reports its length, so a resumed query can cut the file back to it.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -14,23 +16,36 @@ use riffle_udfs::scalar::java_time::JavaFormat;
 use tokio::sync::mpsc;
 
 use super::{OpContext, Operator};
+use crate::connectors::kafka::KafkaProducer;
 use crate::connectors::memory::{Topic, WriterGuard};
 use crate::error::{EngineError, Result};
 use crate::formats::{RecordEncoder, delimited, extract_timestamp, text};
 use crate::processing_log::{ErrorKind, ErrorRecord};
 use crate::record::Record;
-use crate::runtime::coordinator::Coordinator;
+use crate::runtime::Barrier;
+use crate::runtime::coordinator::{Coordinator, FINAL_EPOCH};
 
 /// Where a sink writes.
 pub enum SinkTarget {
     /// An in-memory topic.
     Topic(Arc<Topic>),
+    /// A Kafka topic, through the query's producer.
+    Kafka {
+        /// The producer (shared by the query's sink subtasks).
+        producer: Arc<KafkaProducer>,
+        /// Topic name.
+        topic: String,
+    },
     /// A file of JSON lines (`csv` false) or CSV rows.
     File {
         /// Buffered file handle.
         writer: std::io::BufWriter<std::fs::File>,
         /// Write CSV instead of JSON.
         csv: bool,
+        /// The file's path.
+        path: String,
+        /// Bytes written so far (including what a resumed checkpoint had written).
+        written: u64,
     },
     /// Standard output, one JSON object per row.
     Stdout,
@@ -178,7 +193,7 @@ impl Operator for SinkOp {
             }
             let window = window_cols.as_ref().map(|(s, e)| (s.value(i), e.value(i)));
             match &mut self.target {
-                SinkTarget::Topic(_) => {
+                SinkTarget::Topic(_) | SinkTarget::Kafka { .. } => {
                     let Some(enc) = &self.encoder else { continue };
                     let key = enc.encode_key(&batch, i, window);
                     let value = if tombstone {
@@ -220,12 +235,20 @@ impl Operator for SinkOp {
                     topic.append(p, r);
                 }
             }
-            SinkTarget::File { writer, .. } => {
+            SinkTarget::Kafka { producer, topic } => {
+                for r in &records {
+                    producer.send(topic, r)?;
+                }
+            }
+            SinkTarget::File {
+                writer, written, ..
+            } => {
                 for l in lines {
                     writeln!(writer, "{l}").map_err(|e| EngineError::Io {
                         context: format!("writing to the file sink {}", self.topic_name),
                         source: e,
                     })?;
+                    *written += l.len() as u64 + 1;
                 }
             }
             SinkTarget::Stdout => {
@@ -241,26 +264,47 @@ impl Operator for SinkOp {
         Ok(vec![])
     }
 
-    fn on_barrier(&mut self, epoch: u64, _ctx: &mut OpContext) -> Result<()> {
-        if let SinkTarget::File { writer, .. } = &mut self.target {
-            writer.flush().map_err(|e| EngineError::Io {
-                context: "flushing the file sink".into(),
-                source: e,
-            })?;
-        }
-        self.coordinator.ack(epoch);
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
+        self.flush(barrier.checkpoint)?;
+        self.coordinator.ack(barrier.id);
         Ok(())
     }
 
     fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
-        if let SinkTarget::File { writer, .. } = &mut self.target {
-            writer.flush().map_err(|e| EngineError::Io {
-                context: "flushing the file sink".into(),
-                source: e,
-            })?;
-        }
+        self.flush(Some(FINAL_EPOCH))?;
         self.coordinator.sink_ended();
         Ok(vec![])
+    }
+}
+
+impl SinkOp {
+    /// Flushes buffered output; for a checkpoint, a file sink also syncs and reports its length.
+    fn flush(&mut self, checkpoint: Option<u64>) -> Result<()> {
+        if let SinkTarget::Kafka { producer, .. } = &self.target
+            && !producer.is_transactional()
+        {
+            producer.flush()?;
+        }
+        if let SinkTarget::File {
+            writer,
+            path,
+            written,
+            ..
+        } = &mut self.target
+        {
+            writer.flush().map_err(|e| EngineError::Io {
+                context: format!("flushing the file sink {path}"),
+                source: e,
+            })?;
+            if let Some(epoch) = checkpoint {
+                writer.get_ref().sync_data().map_err(|e| EngineError::Io {
+                    context: format!("syncing the file sink {path}"),
+                    source: e,
+                })?;
+                self.coordinator.report_file_sink(epoch, path, *written);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ use riffle_sql::plan::{JoinType, PlanNode, QueryPlan, SourceNode, StreamSchema};
 use riffle_udfs::scalar::java_time::JavaFormat;
 use tokio::sync::mpsc;
 
+use super::checkpointer::{Checkpointer, Durability, GroupCommitter};
 use super::coordinator::{Coordinator, QueryStatus};
 use super::exchange::{Output, Sender};
 use super::source_task::{SourceTask, WatermarkTracker};
@@ -18,7 +19,9 @@ use super::{Message, SourceCommand};
 use crate::config::EngineConfig;
 use crate::connectors::SourceReader;
 use crate::connectors::datagen::DatagenReader;
-use crate::connectors::file::{FileReader, create_sink_file};
+use crate::connectors::file::{FileReader, create_sink_file, resume_sink_file};
+use crate::connectors::kafka::source::StartOffset;
+use crate::connectors::kafka::{self, KafkaProducer, KafkaReader};
 use crate::connectors::memory::{MemoryReader, ReadGate, TopicStore};
 use crate::connectors::nexmark::NexmarkReader;
 use crate::error::{EngineError, Result};
@@ -36,9 +39,10 @@ use crate::operators::stream_table_join::StreamTableJoinOp;
 use crate::operators::table_source::TableSourceOp;
 use crate::operators::table_table_join::TableTableJoinOp;
 use crate::operators::window_aggregate::WindowAggregateOp;
-use crate::operators::{Chain, OpContext, Operator};
+use crate::operators::{Chain, OpContext, Operator, OperatorState};
 use crate::processing_log::ProcessingLog;
 use crate::query::{QueryHandle, QueryKind};
+use crate::state::{Manifest, StateStore};
 
 /// Where a query's results go.
 #[derive(Clone)]
@@ -62,6 +66,32 @@ pub struct Services {
     /// Start reading topics at their current end (push queries with
     /// `auto.offset.reset = latest`).
     pub from_end: bool,
+    /// Persistent queries start Kafka partitions without a checkpoint at their end
+    /// (`auto.offset.reset = latest`) instead of their beginning.
+    pub kafka_from_end: bool,
+    /// Kafka sinks of durable queries write one transaction per checkpoint
+    /// (`processing.guarantee = exactly_once`).
+    pub exactly_once: bool,
+}
+
+/// What the sink of a query is given besides its definition.
+#[derive(Clone, Default)]
+struct SinkResources {
+    /// The producer of a Kafka sink.
+    producer: Option<Arc<KafkaProducer>>,
+    /// The checkpoint being resumed (file sinks continue from its length).
+    resume: Option<Manifest>,
+}
+
+/// The key under which a source's positions are checkpointed.
+fn position_key(stage: usize, topic: &str) -> String {
+    format!("s{stage}:{topic}")
+}
+
+/// The `transactional.id` of a query's sink producer: stable across restarts, so a restarted
+/// query fences the producer of its previous instance.
+pub fn transactional_id(query: &str) -> String {
+    format!("riffle-{query}")
 }
 
 /// A source subtask's reader and, for record-yielding connectors, its decoder.
@@ -129,7 +159,7 @@ fn collect_stages<'a>(node: &'a PlanNode, stages: &mut Vec<StageDef<'a>>) -> Res
     Ok(stages.len() - 1)
 }
 
-fn operator_for(node: &PlanNode) -> Result<Option<Box<dyn Operator>>> {
+fn operator_for(node: &PlanNode, state: OperatorState) -> Result<Option<Box<dyn Operator>>> {
     Ok(match node {
         PlanNode::Source(_) | PlanNode::Exchange(_) => None,
         PlanNode::Join(j) => Some(match j.join_type {
@@ -155,9 +185,9 @@ fn operator_for(node: &PlanNode) -> Result<Option<Box<dyn Operator>>> {
         ))),
         PlanNode::MatchRecognize(m) => Some(Box::new(MatchRecognizeOp::new(m)?)),
         PlanNode::Aggregate(a) => match a.window.as_ref().map(|w| &w.kind) {
-            None => Some(Box::new(GroupAggregateOp::new(a)?)),
+            None => Some(Box::new(GroupAggregateOp::new(a, state)?)),
             Some(WindowKind::Session { .. }) => Some(Box::new(SessionWindowOp::new(a)?)),
-            Some(_) => Some(Box::new(WindowAggregateOp::new(a)?)),
+            Some(_) => Some(Box::new(WindowAggregateOp::new(a, state)?)),
         },
     })
 }
@@ -206,6 +236,25 @@ fn source_readers(
     services: &Services,
     gate: &Option<Arc<ReadGate>>,
     query: &str,
+    stage: usize,
+    resume: Option<&Manifest>,
+) -> Result<Vec<Reader>> {
+    let mut readers = open_readers(src, services, gate, query, stage, resume)?;
+    if let Some(saved) = resume.and_then(|m| m.sources.get(&position_key(stage, &src.def.topic))) {
+        for (r, _) in readers.iter_mut() {
+            r.seek(saved)?;
+        }
+    }
+    Ok(readers)
+}
+
+fn open_readers(
+    src: &SourceNode,
+    services: &Services,
+    gate: &Option<Arc<ReadGate>>,
+    query: &str,
+    stage: usize,
+    resume: Option<&Manifest>,
 ) -> Result<Vec<Reader>> {
     let def = &src.def;
     let cfg = &services.config;
@@ -222,6 +271,49 @@ fn source_readers(
         RecordDecoder::new(d, src.schema.clone(), query).map_err(EngineError::Format)
     };
     Ok(match &def.connector {
+        Connector::Topic if cfg.kafka.is_some() => {
+            let Some(kcfg) = cfg.kafka.as_ref() else {
+                return Ok(vec![]);
+            };
+            if services.snapshot {
+                return Err(EngineError::Connector(format!(
+                    "pull queries read in-memory topics; {} is a Kafka topic: query a table that a \
+                     persistent query materializes, or use a push query (EMIT CHANGES)",
+                    def.topic
+                )));
+            }
+            let partitions = kafka::partition_count(kcfg, &def.topic)?.ok_or_else(|| {
+                EngineError::Connector(format!(
+                    "kafka topic {} of {} does not exist (declare PARTITIONS to create it)",
+                    def.topic, def.name
+                ))
+            })?;
+            let n = cfg.parallelism.clamp(1, partitions);
+            let group = kafka::group_for_query(query);
+            let saved = resume.and_then(|m| m.sources.get(&position_key(stage, &def.topic)));
+            let fallback = if services.from_end || services.kafka_from_end {
+                StartOffset::Latest
+            } else {
+                StartOffset::Earliest
+            };
+            let mut out = Vec::new();
+            for i in 0..n {
+                let start = (0..partitions)
+                    .filter(|p| p % n == i)
+                    .map(|p| {
+                        let p = p as i32;
+                        let at = saved
+                            .and_then(|s| s.get(&p))
+                            .map(|o| StartOffset::At(*o))
+                            .unwrap_or(fallback);
+                        (p, at)
+                    })
+                    .collect();
+                let reader = KafkaReader::open(kcfg, &group, &def.topic, &start)?;
+                out.push((SourceReader::Kafka(Box::new(reader)), Some(decoder(def)?)));
+            }
+            out
+        }
         Connector::Topic => {
             let partitions = if cfg.single_partition_topics {
                 1
@@ -286,6 +378,7 @@ fn sink_op(
     schema: &StreamSchema,
     services: &Services,
     coordinator: Arc<Coordinator>,
+    resources: &SinkResources,
 ) -> Result<SinkOp> {
     match sink {
         SinkSpec::Channel(tx) => Ok(SinkOp::new(
@@ -317,6 +410,12 @@ fn sink_op(
                 }
             };
             let target = match &def.connector {
+                Connector::Topic if services.config.kafka.is_some() => SinkTarget::Kafka {
+                    producer: resources.producer.clone().ok_or_else(|| {
+                        EngineError::Connector("internal: Kafka sink without a producer".into())
+                    })?,
+                    topic: def.topic.clone(),
+                },
                 Connector::Topic => {
                     let partitions = if services.config.single_partition_topics {
                         1
@@ -325,10 +424,22 @@ fn sink_op(
                     };
                     SinkTarget::Topic(services.topics.get_or_create(&def.topic, partitions))
                 }
-                Connector::File { path } => SinkTarget::File {
-                    writer: create_sink_file(path)?,
-                    csv: def.value_format.kind == FormatKind::Delimited,
-                },
+                Connector::File { path } => {
+                    let resumed = resources
+                        .resume
+                        .as_ref()
+                        .and_then(|m| m.file_sinks.get(path).copied());
+                    let writer = match resumed {
+                        Some(len) => resume_sink_file(path, len)?,
+                        None => create_sink_file(path)?,
+                    };
+                    SinkTarget::File {
+                        writer,
+                        csv: def.value_format.kind == FormatKind::Delimited,
+                        path: path.clone(),
+                        written: resumed.unwrap_or(0),
+                    }
+                }
                 Connector::Stdout => SinkTarget::Stdout,
                 Connector::Blackhole => SinkTarget::Blackhole,
                 Connector::Datagen(_) | Connector::Nexmark(_) => {
@@ -369,10 +480,42 @@ pub fn launch(
     kind: QueryKind,
     services: &Services,
     gate: Option<Arc<ReadGate>>,
+    durability: Option<Durability>,
 ) -> Result<QueryHandle> {
     let mut stages: Vec<StageDef> = Vec::new();
     let root = collect_stages(&plan.root, &mut stages)?;
     let cfg = &services.config;
+    let store = match &durability {
+        Some(d) => {
+            let s = StateStore::durable(d.dir.live(), cfg.state_cache_entries);
+            if d.resume.is_some() {
+                s.mark_restored();
+            }
+            Arc::new(s)
+        }
+        None => Arc::new(StateStore::temporary(cfg.state_cache_entries)?),
+    };
+    let resume = durability.as_ref().and_then(|d| d.resume.clone());
+    let kafka_sink = matches!(&sink, SinkSpec::Relation(d) if d.connector == Connector::Topic)
+        && cfg.kafka.is_some();
+    let transactional = kafka_sink && durability.is_some() && services.exactly_once;
+    let producer = match (&cfg.kafka, kafka_sink) {
+        (Some(k), true) => Some(Arc::new(KafkaProducer::new(
+            k,
+            transactional.then(|| transactional_id(id)).as_deref(),
+        )?)),
+        _ => None,
+    };
+    let kafka_sources = cfg.kafka.is_some()
+        && plan
+            .root
+            .sources()
+            .iter()
+            .any(|s| s.def.connector == Connector::Topic);
+    let resources = SinkResources {
+        producer: producer.clone(),
+        resume: resume.clone(),
+    };
     // Files, stdout and client channels take one writer (one ordered stream of rows).
     let single_writer = match &sink {
         SinkSpec::Channel(_) => true,
@@ -384,9 +527,9 @@ pub fn launch(
         match &st.input {
             StageInput::Source(src) => {
                 let r = if i == root && single_writer {
-                    source_readers_limited(src, services, &gate, id)?
+                    source_readers_limited(src, services, &gate, id, i, resume.as_ref())?
                 } else {
-                    source_readers(src, services, &gate, id)?
+                    source_readers(src, services, &gate, id, i, resume.as_ref())?
                 };
                 parallelism.push(r.len());
                 readers.push(Some(r));
@@ -418,7 +561,7 @@ pub fn launch(
         metrics: metrics.clone(),
     };
     let last_schema = plan.root.schema().clone();
-    let build_chain = |stage: usize| -> Result<Chain> {
+    let build_chain = |stage: usize, subtask: usize| -> Result<Chain> {
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
         if let StageInput::Source(src) = &stages[stage].input
             && src.def.kind == SourceKind::Table
@@ -428,8 +571,9 @@ pub fn launch(
                 src.materialize,
             )?));
         }
-        for n in &stages[stage].ops {
-            if let Some(op) = operator_for(n)? {
+        for (o, n) in stages[stage].ops.iter().enumerate() {
+            let state = OperatorState::new(store.clone(), stage, o, subtask);
+            if let Some(op) = operator_for(n, state)? {
                 ops.push(op);
             }
         }
@@ -439,6 +583,7 @@ pub fn launch(
                 &last_schema,
                 services,
                 coordinator.clone(),
+                &resources,
             )?));
         }
         Ok(Chain::new(ops))
@@ -491,7 +636,7 @@ pub fn launch(
                         reader,
                         caught_up: false,
                         decoder,
-                        chain: build_chain(s)?,
+                        chain: build_chain(s, i)?,
                         output: output_of(s, i),
                         control: ctl_rx,
                         ctx: ctx(),
@@ -501,6 +646,9 @@ pub fn launch(
                             cfg.idle_timeout,
                         ),
                         time_columns: (src.schema.rowtime(), src.schema.partition()),
+                        position_key: position_key(s, &src.def.topic),
+                        coordinator: coordinator.clone(),
+                        commit_gate: transactional && s == root,
                     };
                     handles.push(spawn(id, coordinator.clone(), task.run()));
                 }
@@ -512,9 +660,10 @@ pub fn launch(
                         input: rx,
                         upstreams: sides[s].len(),
                         sides: sides[s].clone(),
-                        chain: build_chain(s)?,
+                        chain: build_chain(s, j)?,
                         output: output_of(s, j),
                         ctx: ctx(),
+                        commit_gate: (transactional && s == root).then(|| coordinator.clone()),
                     };
                     handles.push(spawn(id, coordinator.clone(), task.run()));
                 }
@@ -522,6 +671,31 @@ pub fn launch(
         }
     }
     drop(senders);
+    let checkpointer = match durability {
+        Some(d) => {
+            let group = match &cfg.kafka {
+                Some(k) if kafka_sources || transactional => Some(Arc::new(GroupCommitter::new(
+                    k,
+                    &kafka::group_for_query(id),
+                )?)),
+                _ => None,
+            };
+            let next_epoch = d.resume.as_ref().map(|m| m.epoch + 1).unwrap_or(1);
+            let c = Checkpointer {
+                query: id.to_string(),
+                coordinator: coordinator.clone(),
+                controls: controls.clone(),
+                store: store.clone(),
+                durability: d,
+                next_epoch,
+                producer,
+                group,
+                metrics: metrics.clone(),
+            };
+            Some(tokio::spawn(c.run()))
+        }
+        None => None,
+    };
     Ok(QueryHandle {
         id: id.to_string(),
         sql: sql.to_string(),
@@ -540,6 +714,8 @@ pub fn launch(
         metrics,
         errors,
         gate,
+        store,
+        checkpointer: std::sync::Mutex::new(checkpointer),
     })
 }
 
@@ -549,6 +725,8 @@ fn source_readers_limited(
     services: &Services,
     gate: &Option<Arc<ReadGate>>,
     query: &str,
+    stage: usize,
+    resume: Option<&Manifest>,
 ) -> Result<Vec<Reader>> {
     let limited = Services {
         config: EngineConfig {
@@ -559,8 +737,10 @@ fn source_readers_limited(
         log: services.log.clone(),
         snapshot: services.snapshot,
         from_end: services.from_end,
+        kafka_from_end: services.kafka_from_end,
+        exactly_once: services.exactly_once,
     };
-    source_readers(src, &limited, gate, query)
+    source_readers(src, &limited, gate, query, stage, resume)
 }
 
 fn spawn(

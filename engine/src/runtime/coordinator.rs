@@ -1,8 +1,10 @@
-//! Barrier bookkeeping for one query: the coordinator hands out epochs, sinks acknowledge them,
-//! and waiters learn when every sink subtask has seen an epoch's barrier (everything before the
-//! barrier is then written). Also tracks whether the query finished or failed.
+//! Barrier bookkeeping for one query: the coordinator hands out barrier ids, sinks acknowledge
+//! them, and waiters learn when every sink subtask has seen a barrier (everything before it is
+//! then written). Sources report where they were at each checkpoint barrier, file sinks how much
+//! they had written, and the checkpointer announces committed epochs, which transactional sinks
+//! wait for. Also tracks whether the query finished or failed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -21,13 +23,36 @@ pub enum QueryStatus {
     Terminated,
 }
 
-/// Tracks epochs and completion of one query.
+/// Where one source subtask was at a barrier: the next offset to read per partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcePositions {
+    /// The Kafka topic read, for Kafka sources (their offsets are committed to the group).
+    pub kafka_topic: Option<String>,
+    /// Next offset per partition.
+    pub offsets: BTreeMap<i32, i64>,
+}
+
+/// What sources and sinks reported for one checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointReport {
+    /// Per source key (stage and topic or file), merged over its subtasks.
+    pub sources: BTreeMap<String, SourcePositions>,
+    /// Bytes written per file sink.
+    pub file_sinks: BTreeMap<String, u64>,
+}
+
+/// Checkpoint epoch under which reports made at the end of input are filed.
+pub const FINAL_EPOCH: u64 = u64::MAX;
+
+/// Tracks barriers and completion of one query.
 #[derive(Debug)]
 pub struct Coordinator {
     sinks: usize,
-    next_epoch: AtomicU64,
+    next_barrier: AtomicU64,
     acks: Mutex<HashMap<u64, usize>>,
     completed: watch::Sender<u64>,
+    committed: watch::Sender<u64>,
+    reports: Mutex<BTreeMap<u64, CheckpointReport>>,
     ended: AtomicUsize,
     status: watch::Sender<QueryStatus>,
 }
@@ -36,30 +61,91 @@ impl Coordinator {
     /// A coordinator for a query with `sinks` sink subtasks.
     pub fn new(sinks: usize) -> Self {
         let (completed, _) = watch::channel(0);
+        let (committed, _) = watch::channel(0);
         let (status, _) = watch::channel(QueryStatus::Running);
         Coordinator {
             sinks: sinks.max(1),
-            next_epoch: AtomicU64::new(1),
+            next_barrier: AtomicU64::new(1),
             acks: Mutex::new(HashMap::new()),
             completed,
+            committed,
+            reports: Mutex::new(BTreeMap::new()),
             ended: AtomicUsize::new(0),
             status,
         }
     }
 
-    /// A new epoch number.
-    pub fn next_epoch(&self) -> u64 {
-        self.next_epoch.fetch_add(1, Ordering::SeqCst)
+    /// A new barrier id.
+    pub fn next_barrier_id(&self) -> u64 {
+        self.next_barrier.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// A sink subtask saw the barrier of `epoch`.
-    pub fn ack(&self, epoch: u64) {
+    /// A sink subtask saw barrier `id`.
+    pub fn ack(&self, id: u64) {
         let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
-        let n = acks.entry(epoch).or_insert(0);
+        let n = acks.entry(id).or_insert(0);
         *n += 1;
         if *n >= self.sinks {
-            acks.remove(&epoch);
-            self.completed.send_modify(|c| *c = (*c).max(epoch));
+            acks.remove(&id);
+            self.completed.send_modify(|c| *c = (*c).max(id));
+        }
+    }
+
+    /// A source subtask reports its positions at checkpoint `epoch` ([`FINAL_EPOCH`]: at the end
+    /// of its input).
+    pub fn report_positions(&self, epoch: u64, key: &str, positions: SourcePositions) {
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = reports
+            .entry(epoch)
+            .or_default()
+            .sources
+            .entry(key.to_string())
+            .or_default();
+        entry.kafka_topic = positions.kafka_topic;
+        entry.offsets.extend(positions.offsets);
+    }
+
+    /// A file sink reports how many bytes it had written at checkpoint `epoch`.
+    pub fn report_file_sink(&self, epoch: u64, path: &str, bytes: u64) {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(epoch)
+            .or_default()
+            .file_sinks
+            .insert(path.to_string(), bytes);
+    }
+
+    /// Takes what was reported for checkpoint `epoch`.
+    pub fn take_report(&self, epoch: u64) -> CheckpointReport {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&epoch)
+            .unwrap_or_default()
+    }
+
+    /// Announces that checkpoint `epoch` is complete (and its output committed).
+    pub fn mark_committed(&self, epoch: u64) {
+        self.committed.send_modify(|c| *c = (*c).max(epoch));
+    }
+
+    /// Waits until checkpoint `epoch` is committed; fails if the query stops first.
+    pub async fn wait_committed(&self, epoch: u64) -> Result<(), QueryStatus> {
+        let mut committed = self.committed.subscribe();
+        let mut status = self.status.subscribe();
+        loop {
+            if *committed.borrow_and_update() >= epoch {
+                return Ok(());
+            }
+            let s = status.borrow_and_update().clone();
+            if s != QueryStatus::Running {
+                return Err(s);
+            }
+            tokio::select! {
+                r = committed.changed() => if r.is_err() { return Err(self.status()) },
+                r = status.changed() => if r.is_err() { return Err(self.status()) },
+            }
         }
     }
 
@@ -86,12 +172,12 @@ impl Coordinator {
         self.status.borrow().clone()
     }
 
-    /// Waits until `epoch` completed; fails if the query stops first.
-    pub async fn wait_epoch(&self, epoch: u64) -> Result<(), QueryStatus> {
+    /// Waits until every sink acknowledged barrier `id`; fails if the query stops first.
+    pub async fn wait_barrier(&self, id: u64) -> Result<(), QueryStatus> {
         let mut completed = self.completed.subscribe();
         let mut status = self.status.subscribe();
         loop {
-            if *completed.borrow_and_update() >= epoch {
+            if *completed.borrow_and_update() >= id {
                 return Ok(());
             }
             let s = status.borrow_and_update().clone();

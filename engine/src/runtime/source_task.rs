@@ -8,8 +8,11 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use super::coordinator::{Coordinator, FINAL_EPOCH};
 use super::exchange::Output;
-use super::{Message, SourceCommand};
+use super::{Barrier, Message, SourceCommand};
 use crate::connectors::{Poll, SourceReader};
 use crate::error::Result;
 use crate::formats::RecordDecoder;
@@ -107,6 +110,13 @@ pub struct SourceTask {
     pub watermarks: WatermarkTracker,
     /// Column indices of ROWTIME and ROWPARTITION.
     pub time_columns: (usize, usize),
+    /// Names this source in checkpoint manifests (its stage and topic or file).
+    pub position_key: String,
+    /// The query's barrier bookkeeping.
+    pub coordinator: Arc<Coordinator>,
+    /// The stage ends in a transactional sink: after a checkpoint barrier, wait until the
+    /// checkpoint committed before writing more.
+    pub commit_gate: bool,
 }
 
 impl SourceTask {
@@ -159,17 +169,35 @@ impl SourceTask {
 
     async fn finish(&mut self) -> Result<()> {
         self.watermark(i64::MAX).await?;
+        self.end().await
+    }
+
+    /// Reports final positions and ends the stream.
+    async fn end(&mut self) -> Result<()> {
+        self.coordinator
+            .report_positions(FINAL_EPOCH, &self.position_key, self.reader.positions());
         let out = self.chain.end(&mut self.ctx)?;
         self.output.batches(out).await?;
         self.output.control(Message::End).await
     }
 
-    async fn barrier(&mut self, epoch: u64) -> Result<()> {
+    async fn barrier(&mut self, b: Barrier) -> Result<()> {
         if self.reader.drains_before_barrier() {
             while let Some(true) = self.step().await? {}
         }
-        self.chain.barrier(epoch, &mut self.ctx)?;
-        self.output.control(Message::Barrier(epoch)).await
+        if let Some(epoch) = b.checkpoint {
+            self.coordinator
+                .report_positions(epoch, &self.position_key, self.reader.positions());
+        }
+        self.chain.barrier(b, &mut self.ctx)?;
+        self.output.control(Message::Barrier(b)).await?;
+        if let (true, Some(epoch)) = (self.commit_gate, b.checkpoint) {
+            self.coordinator
+                .wait_committed(epoch)
+                .await
+                .map_err(|_| crate::error::EngineError::Stopped)?;
+        }
+        Ok(())
     }
 
     /// Runs until the source is exhausted (run-until-idle) or stopped.
@@ -178,11 +206,7 @@ impl SourceTask {
             while let Ok(cmd) = self.control.try_recv() {
                 match cmd {
                     SourceCommand::Barrier(e) => self.barrier(e).await?,
-                    SourceCommand::Stop => {
-                        let out = self.chain.end(&mut self.ctx)?;
-                        self.output.batches(out).await?;
-                        return self.output.control(Message::End).await;
-                    }
+                    SourceCommand::Stop => return self.end().await,
                 }
             }
             if let Some(rx) = self.reader.changed() {
@@ -224,9 +248,7 @@ impl SourceTask {
             match wake {
                 Wake::Command(Some(SourceCommand::Barrier(e))) => self.barrier(e).await?,
                 Wake::Command(Some(SourceCommand::Stop)) | Wake::Command(None) => {
-                    let out = self.chain.end(&mut self.ctx)?;
-                    self.output.batches(out).await?;
-                    return self.output.control(Message::End).await;
+                    return self.end().await;
                 }
                 Wake::Data => {}
                 Wake::Timer => {

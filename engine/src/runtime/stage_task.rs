@@ -4,10 +4,13 @@
 
 use std::collections::VecDeque;
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
-use super::Message;
+use super::coordinator::Coordinator;
 use super::exchange::Output;
+use super::{Barrier, Message};
 use crate::error::Result;
 use crate::operators::{Chain, OpContext};
 
@@ -25,6 +28,9 @@ pub struct StageTask {
     pub output: Output,
     /// Operator context.
     pub ctx: OpContext,
+    /// With a transactional sink in this stage: the coordinator to wait on after a checkpoint
+    /// barrier until the checkpoint committed.
+    pub commit_gate: Option<Arc<Coordinator>>,
 }
 
 struct Inputs {
@@ -33,7 +39,7 @@ struct Inputs {
     caught_up: Vec<bool>,
     sides_ready: Vec<bool>,
     forwarded_caught_up: bool,
-    barrier: Vec<Option<u64>>,
+    barrier: Vec<Option<Barrier>>,
     buffered: Vec<VecDeque<Message>>,
     current: i64,
 }
@@ -155,8 +161,8 @@ impl StageTask {
         st: &mut Inputs,
         pending: &mut VecDeque<(usize, Message)>,
     ) -> Result<()> {
-        let waiting: Vec<u64> = st.barrier.iter().flatten().copied().collect();
-        let Some(&epoch) = waiting.first() else {
+        let waiting: Vec<Barrier> = st.barrier.iter().flatten().copied().collect();
+        let Some(&barrier) = waiting.first() else {
             return Ok(());
         };
         let aligned = st
@@ -167,8 +173,13 @@ impl StageTask {
         if !aligned {
             return Ok(());
         }
-        self.chain.barrier(epoch, &mut self.ctx)?;
-        self.output.control(Message::Barrier(epoch)).await?;
+        self.chain.barrier(barrier, &mut self.ctx)?;
+        self.output.control(Message::Barrier(barrier)).await?;
+        if let (Some(c), Some(epoch)) = (&self.commit_gate, barrier.checkpoint) {
+            c.wait_committed(epoch)
+                .await
+                .map_err(|_| crate::error::EngineError::Stopped)?;
+        }
         let mut replay = VecDeque::new();
         for (i, q) in st.buffered.iter_mut().enumerate() {
             st.barrier[i] = None;

@@ -70,7 +70,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     registry.register(
         "query_checkpoint_duration_seconds",
-        "Duration of the last completed checkpoint barrier round trip",
+        "Duration of the last completed checkpoint (barrier, state snapshot and commit)",
         checkpoint.clone(),
     );
     let now = chrono::Utc::now().timestamp_millis();

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
+use crate::engine_args::{EngineArgs, EngineFileConfig};
+
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -251,6 +253,9 @@ pub struct ConfigFile {
     pub tokens: Vec<String>,
     /// Largest request body in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Engine settings: Kafka client properties, state directory, checkpoint interval.
+    #[serde(default)]
+    pub engine: EngineFileConfig,
 }
 
 /// HTTP Basic credentials in the config file.
@@ -278,8 +283,8 @@ pub struct ServerOptions {
     pub tokens: Vec<String>,
     /// Largest request body in bytes.
     pub max_body_bytes: Option<usize>,
-    /// Engine parallelism.
-    pub parallelism: Option<usize>,
+    /// Engine flags.
+    pub engine: EngineArgs,
 }
 
 /// Starts the engine (running the queries file, if any) and serves until Ctrl-C.
@@ -318,9 +323,7 @@ pub async fn run_server(opts: ServerOptions) -> anyhow::Result<std::process::Exi
     }
     config.headless = opts.queries_file.is_some();
     let mut engine_config = riffle_engine::EngineConfig::default();
-    if let Some(p) = opts.parallelism {
-        engine_config.parallelism = p.max(1);
-    }
+    opts.engine.apply(&file.engine, &mut engine_config)?;
     let engine = Arc::new(Engine::new(engine_config)?);
     if let Some(path) = &opts.queries_file {
         let sql = std::fs::read_to_string(path)

@@ -7,7 +7,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 
 use super::{
-    AggregateFunction, GroupsAggregator, ensure, is_retract, list_scalar, scalars_to_array,
+    AggregateFunction, GroupsAggregator, ensure, int_list_values, int_lists, is_retract,
+    list_scalar, list_values, scalar_lists, scalars_to_array,
 };
 
 /// Largest collection kept per group (ksqlDB's `ksql.functions.collect_list.limit` default).
@@ -138,6 +139,45 @@ impl GroupsAggregator for CollectState {
 
     fn size(&self) -> usize {
         self.values.iter().map(|v| 24 + v.len() * 64).sum()
+    }
+
+    fn state_types(&self) -> Vec<DataType> {
+        vec![
+            DataType::new_list(self.dt.clone(), true),
+            DataType::new_list(DataType::Int64, true),
+        ]
+    }
+
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        let vals: Vec<Vec<ScalarValue>> = groups
+            .iter()
+            .map(|&g| {
+                self.values
+                    .get(g)
+                    .map(|v| v.iter().map(|(x, _)| x.clone()).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let counts = groups.iter().map(|&g| {
+            self.values
+                .get(g)
+                .map(|v| v.iter().map(|(_, c)| *c).collect())
+                .unwrap_or_default()
+        });
+        Ok(vec![
+            scalar_lists(vals.iter().map(|v| v.as_slice()), &self.dt)?,
+            int_lists(counts),
+        ])
+    }
+
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        for (i, &g) in groups.iter().enumerate() {
+            ensure(&mut self.values, g, Vec::new());
+            let vals = list_values(&state[0], i)?;
+            let counts = int_list_values(&state[1], i);
+            self.values[g] = vals.into_iter().zip(counts).collect();
+        }
+        Ok(())
     }
 }
 

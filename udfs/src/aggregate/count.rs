@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
 
@@ -68,5 +68,19 @@ impl GroupsAggregator for CountState {
     }
     fn size(&self) -> usize {
         self.counts.len() * 8
+    }
+    fn state_types(&self) -> Vec<DataType> {
+        vec![DataType::Int64]
+    }
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate(groups)?])
+    }
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        let a = state[0].as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        for (i, &g) in groups.iter().enumerate() {
+            ensure(&mut self.counts, g, 0);
+            self.counts[g] = a.value(i);
+        }
+        Ok(())
     }
 }

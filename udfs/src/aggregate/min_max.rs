@@ -1,6 +1,6 @@
 //! `MIN` and `MAX`: the smallest / largest non-NULL value of a comparable column.
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 
@@ -143,5 +143,22 @@ impl GroupsAggregator for ExtremeState {
     }
     fn size(&self) -> usize {
         self.values.len() * 48
+    }
+    fn state_types(&self) -> Vec<DataType> {
+        vec![self.dt.clone()]
+    }
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate(groups)?])
+    }
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        for (i, &g) in groups.iter().enumerate() {
+            ensure(&mut self.values, g, None);
+            self.values[g] = if state[0].is_valid(i) {
+                Some(ScalarValue::try_from_array(&state[0], i)?)
+            } else {
+                None
+            };
+        }
+        Ok(())
     }
 }

@@ -64,6 +64,13 @@ pub trait GroupsAggregator: Send + Debug {
     fn reset(&mut self, group: usize);
     /// Approximate bytes held, for metrics.
     fn size(&self) -> usize;
+    /// Types of the columns [`state`](Self::state) returns.
+    fn state_types(&self) -> Vec<DataType>;
+    /// The state of each listed group, one row per group (for checkpoints and for evicting
+    /// groups from memory).
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>>;
+    /// Sets each listed group to the state in the matching row of `state`.
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()>;
 }
 
 /// Grows a vector so `index` is valid, filling with `fill`.
@@ -92,6 +99,49 @@ pub(crate) fn scalars_to_array(
         return Ok(datafusion::arrow::array::new_empty_array(dt));
     }
     ScalarValue::iter_to_array(vals)
+}
+
+/// A `List(dt)` array holding one list of scalars per group (state snapshots).
+pub(crate) fn scalar_lists<'a>(
+    lists: impl Iterator<Item = &'a [ScalarValue]>,
+    dt: &DataType,
+) -> Result<ArrayRef> {
+    let scalars: Vec<ScalarValue> = lists.map(|v| list_scalar(v, dt)).collect();
+    if scalars.is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(
+            &DataType::new_list(dt.clone(), true),
+        ));
+    }
+    ScalarValue::iter_to_array(scalars)
+}
+
+/// The scalars of list `row` of a `List` array.
+pub(crate) fn list_values(a: &ArrayRef, row: usize) -> Result<Vec<ScalarValue>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let inner = a.as_list::<i32>().value(row);
+    (0..inner.len())
+        .map(|i| ScalarValue::try_from_array(&inner, i))
+        .collect()
+}
+
+/// A `List(Int64)` array of one list of numbers per group.
+pub(crate) fn int_lists(lists: impl Iterator<Item = Vec<i64>>) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::ListArray::from_iter_primitive::<
+        datafusion::arrow::datatypes::Int64Type,
+        _,
+        _,
+    >(lists.map(|v| Some(v.into_iter().map(Some)))))
+}
+
+/// The numbers of list `row` of a `List(Int64)` array.
+pub(crate) fn int_list_values(a: &ArrayRef, row: usize) -> Vec<i64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    a.as_list::<i32>()
+        .value(row)
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec()
 }
 
 /// Builds an `ARRAY<dt>` scalar from values.

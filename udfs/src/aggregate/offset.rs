@@ -5,7 +5,10 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 
-use super::{AggregateFunction, GroupsAggregator, ensure, list_scalar, scalars_to_array};
+use super::{
+    AggregateFunction, GroupsAggregator, ensure, int_list_values, int_lists, list_scalar,
+    list_values, scalar_lists, scalars_to_array,
+};
 
 /// Parsed literal parameters: how many values (None = a single value) and whether NULLs count.
 fn params_of(name: &str, params: &[ScalarValue]) -> Result<(Option<usize>, bool)> {
@@ -124,6 +127,48 @@ impl GroupsAggregator for OffsetState {
 
     fn size(&self) -> usize {
         self.values.iter().map(|v| 24 + v.len() * 72).sum()
+    }
+
+    fn state_types(&self) -> Vec<DataType> {
+        vec![
+            DataType::new_list(self.dt.clone(), true),
+            DataType::new_list(DataType::Int64, true),
+        ]
+    }
+
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        let vals: Vec<Vec<ScalarValue>> = groups
+            .iter()
+            .map(|&g| {
+                self.values
+                    .get(g)
+                    .map(|v| v.iter().map(|(_, x)| x.clone()).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let seqs = groups.iter().map(|&g| {
+            self.values
+                .get(g)
+                .map(|v| v.iter().map(|(s, _)| *s as i64).collect())
+                .unwrap_or_default()
+        });
+        Ok(vec![
+            scalar_lists(vals.iter().map(|v| v.as_slice()), &self.dt)?,
+            int_lists(seqs),
+        ])
+    }
+
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        for (i, &g) in groups.iter().enumerate() {
+            ensure(&mut self.values, g, Vec::new());
+            let vals = list_values(&state[0], i)?;
+            let seqs = int_list_values(&state[1], i);
+            if let Some(m) = seqs.iter().max() {
+                self.seq = self.seq.max(*m as u64);
+            }
+            self.values[g] = seqs.into_iter().map(|s| s as u64).zip(vals).collect();
+        }
+        Ok(())
     }
 }
 

@@ -116,6 +116,56 @@ impl NumState {
         self.counts[into] += self.counts[from];
     }
 
+    fn state_types() -> Vec<DataType> {
+        vec![
+            DataType::Decimal128(38, 0),
+            DataType::Float64,
+            DataType::Int64,
+        ]
+    }
+
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        Ok(vec![
+            Arc::new(
+                Decimal128Array::from_iter_values(
+                    groups
+                        .iter()
+                        .map(|&g| self.ints.get(g).copied().unwrap_or(0)),
+                )
+                .with_precision_and_scale(38, 0)?,
+            ),
+            Arc::new(Float64Array::from_iter_values(
+                groups
+                    .iter()
+                    .map(|&g| self.floats.get(g).copied().unwrap_or(0.0)),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                groups
+                    .iter()
+                    .map(|&g| self.counts.get(g).copied().unwrap_or(0)),
+            )),
+        ])
+    }
+
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        let (Some(ints), Some(floats), Some(counts)) = (
+            state[0].as_any().downcast_ref::<Decimal128Array>(),
+            state[1].as_any().downcast_ref::<Float64Array>(),
+            state[2].as_any().downcast_ref::<Int64Array>(),
+        ) else {
+            return exec_err!("SUM/AVG state has unexpected column types");
+        };
+        for (i, &g) in groups.iter().enumerate() {
+            ensure(&mut self.ints, g, 0);
+            ensure(&mut self.floats, g, 0.0);
+            ensure(&mut self.counts, g, 0);
+            self.ints[g] = ints.value(i);
+            self.floats[g] = floats.value(i);
+            self.counts[g] = counts.value(i);
+        }
+        Ok(())
+    }
+
     fn reset(&mut self, g: usize) {
         if g < self.counts.len() {
             self.ints[g] = 0;
@@ -215,6 +265,15 @@ impl GroupsAggregator for SumState {
     fn size(&self) -> usize {
         self.state.counts.len() * 32
     }
+    fn state_types(&self) -> Vec<DataType> {
+        NumState::state_types()
+    }
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        self.state.state(groups)
+    }
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        self.state.restore(groups, state)
+    }
 }
 
 /// `AVG`.
@@ -284,5 +343,14 @@ impl GroupsAggregator for AvgState {
     }
     fn size(&self) -> usize {
         self.state.counts.len() * 32
+    }
+    fn state_types(&self) -> Vec<DataType> {
+        NumState::state_types()
+    }
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        self.state.state(groups)
+    }
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        self.state.restore(groups, state)
     }
 }

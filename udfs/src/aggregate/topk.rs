@@ -4,7 +4,9 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 
-use super::{AggregateFunction, GroupsAggregator, ensure, list_scalar, scalars_to_array};
+use super::{
+    AggregateFunction, GroupsAggregator, ensure, list_scalar, list_values, scalars_to_array,
+};
 
 fn k_of(name: &str, params: &[ScalarValue]) -> Result<usize> {
     match params.first() {
@@ -81,6 +83,19 @@ impl GroupsAggregator for TopKState {
     }
     fn size(&self) -> usize {
         self.values.iter().map(|v| 24 + v.len() * 48).sum()
+    }
+    fn state_types(&self) -> Vec<DataType> {
+        vec![DataType::new_list(self.dt.clone(), true)]
+    }
+    fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate(groups)?])
+    }
+    fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
+        for (i, &g) in groups.iter().enumerate() {
+            ensure(&mut self.values, g, Vec::new());
+            self.values[g] = list_values(&state[0], i)?;
+        }
+        Ok(())
     }
 }
 

@@ -230,6 +230,16 @@ impl DatagenReader {
         })
     }
 
+    /// Rows produced so far.
+    pub fn position(&self) -> i64 {
+        self.produced as i64
+    }
+
+    /// Continues after `rows` rows (a restored checkpoint): rows are a function of their index.
+    pub fn seek(&mut self, rows: i64) {
+        self.produced = rows.max(0) as u64;
+    }
+
     /// When the next row may be produced, for rate-limited generators.
     pub fn next_ready(&self) -> Option<Instant> {
         let rate = self.rate?;

@@ -33,6 +33,31 @@ impl FileReader {
         })
     }
 
+    /// Lines read so far (the offset of the next one).
+    pub fn position(&self) -> i64 {
+        self.offset
+    }
+
+    /// Skips to line `offset` (a restored checkpoint).
+    pub fn seek(&mut self, offset: i64) -> Result<()> {
+        while self.offset < offset {
+            let Some(lines) = self.lines.as_mut() else {
+                return Ok(());
+            };
+            match lines.next() {
+                None => self.lines = None,
+                Some(Err(e)) => {
+                    return Err(EngineError::Io {
+                        context: format!("reading {}", self.path),
+                        source: e,
+                    });
+                }
+                Some(Ok(_)) => self.offset += 1,
+            }
+        }
+        Ok(())
+    }
+
     /// Reads up to `max` lines.
     pub fn poll(&mut self, max: usize) -> Result<Poll> {
         let Some(lines) = self.lines.as_mut() else {
@@ -84,6 +109,24 @@ impl FileReader {
         }
         Ok(Poll::Records(out))
     }
+}
+
+/// Opens a file sink that resumes a checkpoint: the file is cut back to the `length` it had at
+/// the checkpoint (dropping what was written after it) and appended to.
+pub fn resume_sink_file(path: &str, length: u64) -> Result<std::io::BufWriter<std::fs::File>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| EngineError::Io {
+            context: format!("opening sink file {path}"),
+            source: e,
+        })?;
+    f.set_len(length).map_err(|e| EngineError::Io {
+        context: format!("truncating sink file {path} to its checkpointed length {length}"),
+        source: e,
+    })?;
+    Ok(std::io::BufWriter::new(f))
 }
 
 /// Opens a file for a file sink (truncating it), creating parent directories.

@@ -319,6 +319,24 @@ impl MemoryReader {
         r
     }
 
+    /// The next offset of each partition read.
+    pub fn positions(&self) -> std::collections::BTreeMap<i32, i64> {
+        self.partitions
+            .iter()
+            .zip(&self.offsets)
+            .map(|(p, o)| (*p as i32, *o))
+            .collect()
+    }
+
+    /// Continues partitions from the given offsets (a restored checkpoint).
+    pub fn seek(&mut self, offsets: &std::collections::BTreeMap<i32, i64>) {
+        for (i, p) in self.partitions.iter().enumerate() {
+            if let Some(o) = offsets.get(&(*p as i32)) {
+                self.offsets[i] = *o;
+            }
+        }
+    }
+
     /// Reads up to `max` available records, round-robin over partitions.
     pub fn poll(&mut self, max: usize) -> Vec<SourceRecord> {
         let gate = self.gate.as_ref().map(|g| g.limit(&self.topic.name));

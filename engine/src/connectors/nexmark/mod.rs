@@ -254,6 +254,16 @@ impl NexmarkReader {
         }
     }
 
+    /// Events generated so far.
+    pub fn position(&self) -> i64 {
+        self.next as i64
+    }
+
+    /// Continues at event number `next` (a restored checkpoint).
+    pub fn seek(&mut self, next: i64) {
+        self.next = next.max(0) as u64;
+    }
+
     /// Produces up to `max` events.
     pub fn poll(&mut self, max: usize) -> Result<Poll> {
         let mut n = max.max(1) as u64;
