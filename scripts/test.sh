@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: formatting, lints, the build, unit tests and end-to-end tests
-# (ksqlDB conformance with its no-regression list, riffle's own QTT tests, the examples, the CLI).
+# (ksqlDB conformance with its no-regression list, riffle's own QTT tests, the examples, the CLI,
+# and the Kafka tests against a tansu broker this script starts on loopback and stops at exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -12,6 +13,8 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build"
 cargo build --workspace --bins
+echo "== kafka broker (tansu) for the Kafka tests"
+. scripts/kafka-broker.sh
 echo "== tests"
 cargo test --workspace
 echo "== benchmarks (each run once, as tests)"

@@ -147,6 +147,7 @@ impl Engine {
             topics.clone(),
             config.processing_log_file.clone(),
             config.processing_log_stderr,
+            config.kafka.clone(),
         )
         .map_err(|e| EngineError::Io {
             context: "opening the processing log file".into(),
@@ -308,13 +309,33 @@ impl Engine {
         let transactional =
             self.config.kafka.is_some() && def.connector == Connector::Topic && self.exactly_once();
         let interval = self.checkpoint_interval(def)?;
+        // The transactional producer starts first: initialising its `transactional.id` fences
+        // any earlier instance of the query and settles its open transaction, so the committed
+        // epoch read next cannot change under us.
+        let producer = match (&self.config.kafka, transactional) {
+            (Some(k), true) => Some(Arc::new(KafkaProducer::new(
+                k,
+                Some(&kafka::transactional_id(k, id)),
+            )?)),
+            _ => None,
+        };
         let resume = resume_point(&self.config, &dir, id, &plan_hash, transactional)?;
+        let resumed = resume.as_ref().map(|m| m.epoch).unwrap_or(0);
+        if let Some(p) = &producer {
+            p.set_epoch(resumed + 1);
+            tracing::info!(
+                target: crate::runtime::checkpointer::LOG_TARGET,
+                "query {id}: run {} resumes after checkpoint {resumed}",
+                p.run_id()
+            );
+        }
         Ok(Some(Durability {
             dir,
             resume,
             plan_hash,
             interval,
             keep: self.config.checkpoints_kept,
+            producer,
         }))
     }
 
@@ -1472,6 +1493,8 @@ impl Engine {
     /// Terminates every query.
     pub async fn shutdown(&self) {
         let _ = self.terminate(None).await;
+        let log = self.log.clone();
+        let _ = tokio::task::spawn_blocking(move || log.flush()).await;
     }
 }
 

@@ -1,16 +1,18 @@
 //! The processing log: every record a query could not handle — undecodable input, rows a
 //! function failed on, late rows, bad timestamps — with where it came from, its raw bytes and the
-//! reason. Modelled on ksqlDB's processing log: entries go to an in-memory topic (readable with
-//! `PRINT`), optionally to a JSON-lines file and stderr, and are counted per query.
+//! reason. Modelled on ksqlDB's processing log: entries go to a topic (readable with `PRINT`): the
+//! Kafka topic of that name when the engine has a Kafka cluster, else an in-memory one;
+//! optionally also to a JSON-lines file and stderr. They are counted per query.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 
+use crate::connectors::kafka::{self, KafkaConfig, KafkaProducer};
 use crate::connectors::memory::TopicStore;
 use crate::formats::convert::b64_encode;
 use crate::record::Record;
@@ -126,6 +128,9 @@ pub struct ProcessingLog {
     file: Option<Mutex<std::fs::File>>,
     stderr: bool,
     counts: Mutex<BTreeMap<String, Arc<ErrorCounts>>>,
+    kafka: Option<KafkaConfig>,
+    /// The producer writing entries to Kafka, made on the first entry (or why it could not be).
+    producer: OnceLock<std::result::Result<Arc<KafkaProducer>, String>>,
 }
 
 impl ProcessingLog {
@@ -135,6 +140,7 @@ impl ProcessingLog {
         topics: Arc<TopicStore>,
         file: Option<PathBuf>,
         stderr: bool,
+        kafka: Option<KafkaConfig>,
     ) -> std::io::Result<Self> {
         let file = match file {
             Some(p) => Some(Mutex::new(
@@ -151,6 +157,8 @@ impl ProcessingLog {
             file,
             stderr,
             counts: Mutex::new(BTreeMap::new()),
+            kafka,
+            producer: OnceLock::new(),
         })
     }
 
@@ -192,15 +200,47 @@ impl ProcessingLog {
                 tracing::warn!("cannot append to the processing log file: {err}");
             }
         }
-        let topic = self.topics.get_or_create(&self.topic_name, 1);
-        topic.append(
-            0,
-            Record {
-                key: Some(e.query.clone().into_bytes()),
-                value: Some(json.into_bytes()),
-                timestamp: e.rowtime.unwrap_or(0),
-                headers: vec![],
-            },
-        );
+        let record = Record {
+            key: Some(e.query.clone().into_bytes()),
+            value: Some(json.into_bytes()),
+            timestamp: e.rowtime.unwrap_or(0),
+            headers: vec![],
+        };
+        match &self.kafka {
+            Some(cfg) => self.to_kafka(cfg, &record),
+            None => {
+                self.topics
+                    .get_or_create(&self.topic_name, 1)
+                    .append(0, record);
+            }
+        }
+    }
+
+    /// Writes an entry to the Kafka topic of the log (creating it on first use). A failure is
+    /// logged, and the entry stays in the file and stderr copies when those are configured.
+    fn to_kafka(&self, cfg: &KafkaConfig, record: &Record) {
+        let producer = self.producer.get_or_init(|| {
+            kafka::ensure_topic(cfg, &self.topic_name, 1, 1)
+                .and_then(|_| KafkaProducer::new(cfg, None))
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        match producer {
+            Ok(p) => {
+                if let Err(err) = p.send(&self.topic_name, record) {
+                    tracing::warn!("cannot write to the processing log topic: {err}");
+                }
+            }
+            Err(err) => tracing::warn!("cannot write to the processing log topic: {err}"),
+        }
+    }
+
+    /// Waits until entries sent to Kafka are acknowledged.
+    pub fn flush(&self) {
+        if let Some(Ok(p)) = self.producer.get()
+            && let Err(err) = p.flush()
+        {
+            tracing::warn!("cannot flush the processing log topic: {err}");
+        }
     }
 }

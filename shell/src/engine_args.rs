@@ -34,6 +34,10 @@ pub struct EngineArgs {
     /// Groups or windows one operator subtask keeps in memory; the rest live in RocksDB.
     #[arg(long, value_name = "N")]
     pub state_cache_entries: Option<usize>,
+    /// Names this deployment in the Kafka cluster: prefix of its queries' consumer groups and
+    /// transactional ids (default `riffle`).
+    #[arg(long, value_name = "ID")]
+    pub service_id: Option<String>,
     /// Subtasks per operator after a shuffle (default: number of cores).
     #[arg(long)]
     pub parallelism: Option<usize>,
@@ -50,6 +54,8 @@ pub struct EngineFileConfig {
     pub state_dir: Option<PathBuf>,
     /// Time between checkpoints.
     pub checkpoint_interval: Option<String>,
+    /// Prefix of consumer groups and transactional ids.
+    pub service_id: Option<String>,
 }
 
 impl EngineArgs {
@@ -68,10 +74,12 @@ impl EngineArgs {
             .or_else(|| props.remove("bootstrap.servers"));
         props.remove("bootstrap.servers");
         if let Some(b) = bootstrap {
-            config.kafka = Some(KafkaConfig {
-                bootstrap_servers: b,
-                properties: props,
-            });
+            let mut kafka = KafkaConfig::new(b);
+            kafka.properties = props;
+            if let Some(id) = self.service_id.clone().or_else(|| file.service_id.clone()) {
+                kafka.service_id = id;
+            }
+            config.kafka = Some(kafka);
         } else if !props.is_empty() {
             bail!("Kafka properties were given but no bootstrap servers (--kafka HOST:PORT)");
         }

@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+pub mod kafka;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

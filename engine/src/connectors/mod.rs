@@ -92,6 +92,14 @@ impl SourceReader {
         }
     }
 
+    /// The partitions the reader was assigned, when it knows them before reading (Kafka).
+    pub fn assigned_partitions(&self) -> Vec<i32> {
+        match self {
+            SourceReader::Kafka(k) => k.partitions().to_vec(),
+            _ => vec![],
+        }
+    }
+
     /// Continues from checkpointed positions (Kafka readers are opened at them instead).
     pub fn seek(&mut self, offsets: &BTreeMap<i32, i64>) -> crate::error::Result<()> {
         let first = offsets.get(&0).copied().unwrap_or(0);

@@ -3,6 +3,7 @@
 //! (case-insensitive JSON fields, wrapped single values, windowed key suffixes).
 
 pub mod convert;
+pub mod debezium;
 pub mod delimited;
 pub mod text;
 
@@ -181,6 +182,36 @@ impl RecordDecoder {
         &self.schema
     }
 
+    /// The key cells of a record, and for windowed keys the window bounds from the key suffix.
+    fn decode_key(
+        &self,
+        r: &Record,
+        suffix: usize,
+        window: &mut (i64, i64),
+    ) -> Result<Vec<Option<Value>>, String> {
+        let Some(k) = &r.key else {
+            return Ok(vec![None; self.key_types.len()]);
+        };
+        if suffix == 0 {
+            return cells_from_bytes(k, &self.key_format, &self.key_types, true);
+        }
+        if k.len() < suffix {
+            return Err("windowed key is too short".to_string());
+        }
+        let (inner, tail) = k.split_at(k.len() - suffix);
+        let read = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+        *window = if suffix == 16 {
+            (read(&tail[8..16]), read(&tail[0..8]))
+        } else {
+            let start = read(tail);
+            (
+                start,
+                start + self.window.and_then(|w| w.size_ms).unwrap_or(0),
+            )
+        };
+        cells_from_bytes(inner, &self.key_format, &self.key_types, true)
+    }
+
     /// Decodes records; undecodable ones are dropped and reported.
     pub fn decode(&self, records: &[SourceRecord]) -> Decoded {
         let mut errors = Vec::new();
@@ -199,43 +230,35 @@ impl RecordDecoder {
         let mut ops: Vec<i8> = Vec::with_capacity(records.len());
         let suffix = key_suffix_len(&self.window);
         let unwrap_single = self.value_format.wrap_single_value == Some(false);
+        let debezium = (self.value_format.kind == FormatKind::DebeziumJson).then(|| {
+            let keys: Vec<String> = self.key_types.iter().map(|(n, _)| n.clone()).collect();
+            let values: Vec<String> = body_cols.iter().map(|(n, _)| n.clone()).collect();
+            (keys, values)
+        });
         for sr in records {
             let r = &sr.record;
             let mut window = (0i64, 0i64);
-            let keys = match &r.key {
-                None => Ok(vec![None; kcols]),
-                Some(k) => {
-                    let mut k: &[u8] = k;
-                    if suffix > 0 {
-                        if k.len() < suffix {
-                            Err("windowed key is too short".to_string())
-                        } else {
-                            let (inner, tail) = k.split_at(k.len() - suffix);
-                            let read =
-                                |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
-                            window = if suffix == 16 {
-                                (read(&tail[8..16]), read(&tail[0..8]))
-                            } else {
-                                let start = read(tail);
-                                (
-                                    start,
-                                    start + self.window.and_then(|w| w.size_ms).unwrap_or(0),
-                                )
-                            };
-                            k = inner;
-                            cells_from_bytes(k, &self.key_format, &self.key_types, true)
-                        }
-                    } else {
-                        cells_from_bytes(k, &self.key_format, &self.key_types, true)
-                    }
+            let (keys, values, op) = match &debezium {
+                Some((key_names, value_names)) => match debezium::decode_change(
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    key_names,
+                    value_names,
+                ) {
+                    Ok((k, v, op)) => (Ok(k), Ok(v), op),
+                    Err(e) => (Err(e), Ok(vec![]), ChangeOp::Insert),
+                },
+                None => {
+                    let keys = self.decode_key(r, suffix, &mut window);
+                    let (values, op) = match &r.value {
+                        None => (Ok(vec![None; body_cols.len()]), ChangeOp::Delete),
+                        Some(v) => (
+                            cells_from_bytes(v, &self.value_format, &body_cols, unwrap_single),
+                            ChangeOp::Insert,
+                        ),
+                    };
+                    (keys, values, op)
                 }
-            };
-            let (values, op) = match &r.value {
-                None => (Ok(vec![None; body_cols.len()]), ChangeOp::Delete),
-                Some(v) => (
-                    cells_from_bytes(v, &self.value_format, &body_cols, unwrap_single),
-                    ChangeOp::Insert,
-                ),
             };
             match (keys, values) {
                 (Ok(k), Ok(v)) => {

@@ -88,10 +88,9 @@ fn position_key(stage: usize, topic: &str) -> String {
     format!("s{stage}:{topic}")
 }
 
-/// The `transactional.id` of a query's sink producer: stable across restarts, so a restarted
-/// query fences the producer of its previous instance.
-pub fn transactional_id(query: &str) -> String {
-    format!("riffle-{query}")
+/// The key under which a source subtask's event times are checkpointed.
+fn subtask_key(stage: usize, topic: &str, subtask: usize) -> String {
+    format!("s{stage}:{topic}#{subtask}")
 }
 
 /// A source subtask's reader and, for record-yielding connectors, its decoder.
@@ -289,7 +288,7 @@ fn open_readers(
                 ))
             })?;
             let n = cfg.parallelism.clamp(1, partitions);
-            let group = kafka::group_for_query(query);
+            let group = kafka::group_for_query(kcfg, query);
             let saved = resume.and_then(|m| m.sources.get(&position_key(stage, &def.topic)));
             let fallback = if services.from_end || services.kafka_from_end {
                 StartOffset::Latest
@@ -500,10 +499,15 @@ pub fn launch(
         && cfg.kafka.is_some();
     let transactional = kafka_sink && durability.is_some() && services.exactly_once;
     let producer = match (&cfg.kafka, kafka_sink) {
-        (Some(k), true) => Some(Arc::new(KafkaProducer::new(
-            k,
-            transactional.then(|| transactional_id(id)).as_deref(),
-        )?)),
+        (Some(k), true) => match durability.as_ref().and_then(|d| d.producer.clone()) {
+            Some(p) if transactional => Some(p),
+            _ => Some(Arc::new(KafkaProducer::new(
+                k,
+                transactional
+                    .then(|| kafka::transactional_id(k, id))
+                    .as_deref(),
+            )?)),
+        },
         _ => None,
     };
     let kafka_sources = cfg.kafka.is_some()
@@ -631,25 +635,32 @@ pub fn launch(
                 for (i, (reader, decoder)) in rs.into_iter().enumerate() {
                     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<SourceCommand>();
                     controls.push(ctl_tx);
-                    let task = SourceTask {
-                        computed: computed_columns(src)?,
-                        reader,
-                        caught_up: false,
-                        decoder,
-                        chain: build_chain(s, i)?,
-                        output: output_of(s, i),
-                        control: ctl_rx,
-                        ctx: ctx(),
-                        max_batch: cfg.max_batch_rows.max(1),
-                        watermarks: WatermarkTracker::new(
-                            src.def.watermark_delay_ms,
-                            cfg.idle_timeout,
-                        ),
-                        time_columns: (src.schema.rowtime(), src.schema.partition()),
-                        position_key: position_key(s, &src.def.topic),
-                        coordinator: coordinator.clone(),
-                        commit_gate: transactional && s == root,
-                    };
+                    let assigned = reader.assigned_partitions();
+                    let task =
+                        SourceTask {
+                            computed: computed_columns(src)?,
+                            reader,
+                            caught_up: false,
+                            decoder,
+                            chain: build_chain(s, i)?,
+                            output: output_of(s, i),
+                            control: ctl_rx,
+                            ctx: ctx(),
+                            max_batch: cfg.max_batch_rows.max(1),
+                            watermarks: WatermarkTracker::new(
+                                src.def.watermark_delay_ms,
+                                cfg.idle_timeout,
+                            )
+                            .expecting(&assigned)
+                            .resuming(resume.as_ref().and_then(|m| {
+                                m.event_times.get(&subtask_key(s, &src.def.topic, i))
+                            })),
+                            time_columns: (src.schema.rowtime(), src.schema.partition()),
+                            position_key: position_key(s, &src.def.topic),
+                            subtask_key: subtask_key(s, &src.def.topic, i),
+                            coordinator: coordinator.clone(),
+                            commit_gate: transactional && s == root,
+                        };
                     handles.push(spawn(id, coordinator.clone(), task.run()));
                 }
             }
@@ -674,10 +685,9 @@ pub fn launch(
     let checkpointer = match durability {
         Some(d) => {
             let group = match &cfg.kafka {
-                Some(k) if kafka_sources || transactional => Some(Arc::new(GroupCommitter::new(
-                    k,
-                    &kafka::group_for_query(id),
-                )?)),
+                Some(k) if kafka_sources || transactional => {
+                    Some(Arc::new(GroupCommitter::new(k, id)?))
+                }
                 _ => None,
             };
             let next_epoch = d.resume.as_ref().map(|m| m.epoch + 1).unwrap_or(1);

@@ -23,13 +23,9 @@ use crate::config::EngineConfig;
 use crate::connectors::kafka::{self, KAFKA_TIMEOUT, KafkaConfig, KafkaProducer, kafka_error};
 use crate::error::{EngineError, Result};
 use crate::metrics::QueryMetrics;
+use crate::record::Record;
 use crate::state::store::dir_size;
 use crate::state::{Manifest, QueryStateDir, StateStore};
-
-/// Topic whose partition 0 carries, as each query group's committed offset, the last committed
-/// checkpoint epoch: committed in the same Kafka transaction as the output, so it names exactly
-/// the epoch whose state matches what Kafka holds.
-pub const EPOCH_MARKER_TOPIC: &str = "_riffle_checkpoints";
 
 /// Log target of checkpoint progress (`RIFFLE_LOG=riffle::checkpoint=info` shows it).
 pub const LOG_TARGET: &str = "riffle::checkpoint";
@@ -47,27 +43,34 @@ pub struct Durability {
     pub interval: Duration,
     /// Checkpoints kept.
     pub keep: usize,
+    /// The transactional producer of a Kafka sink, started (fencing older instances) before the
+    /// resumed checkpoint was chosen.
+    pub producer: Option<Arc<KafkaProducer>>,
 }
 
-/// The query's consumer group, for committing offsets.
+/// The query's consumer group, for committing offsets, and its commit log.
 pub struct GroupCommitter {
     consumer: BaseConsumer,
     group: String,
+    /// The query's commit-log topic ([`kafka::commit_log_topic`]).
+    commit_log: String,
 }
 
 impl GroupCommitter {
-    /// A committer for `group`.
-    pub fn new(cfg: &KafkaConfig, group: &str) -> Result<Self> {
+    /// A committer for the consumer group of `query`.
+    pub fn new(cfg: &KafkaConfig, query: &str) -> Result<Self> {
+        let group = kafka::group_for_query(cfg, query);
         Ok(GroupCommitter {
-            consumer: cfg.consumer(group)?,
-            group: group.to_string(),
+            consumer: cfg.consumer(&group)?,
+            group,
+            commit_log: kafka::commit_log_topic(cfg, query),
         })
     }
 
-    /// The group's committed epoch marker, if any.
+    /// The last committed checkpoint epoch: the group's offset on the commit log, if any.
     pub fn committed_epoch(&self) -> Result<Option<u64>> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(EPOCH_MARKER_TOPIC, 0);
+        tpl.add_partition(&self.commit_log, 0);
         let got = self
             .consumer
             .committed_offsets(tpl, KAFKA_TIMEOUT)
@@ -80,8 +83,8 @@ impl GroupCommitter {
 }
 
 /// The offsets to commit for an epoch: every Kafka source partition's next offset, and with
-/// `marker` the epoch marker.
-fn offsets_of(report: &CheckpointReport, epoch: Option<u64>) -> Result<TopicPartitionList> {
+/// `epoch` (and the commit-log topic) the epoch as the offset of the commit log.
+fn offsets_of(report: &CheckpointReport, epoch: Option<(u64, &str)>) -> Result<TopicPartitionList> {
     let mut tpl = TopicPartitionList::new();
     for pos in report.sources.values() {
         let Some(topic) = &pos.kafka_topic else {
@@ -92,8 +95,8 @@ fn offsets_of(report: &CheckpointReport, epoch: Option<u64>) -> Result<TopicPart
                 .map_err(|e| kafka_error("preparing an offset commit", e))?;
         }
     }
-    if let Some(e) = epoch {
-        tpl.add_partition_offset(EPOCH_MARKER_TOPIC, 0, Offset::Offset(e as i64))
+    if let Some((e, topic)) = epoch {
+        tpl.add_partition_offset(topic, 0, Offset::Offset(e as i64))
             .map_err(|e| kafka_error("preparing an offset commit", e))?;
     }
     Ok(tpl)
@@ -112,8 +115,8 @@ pub fn resume_point(
         let cfg = config.kafka.as_ref().ok_or_else(|| {
             EngineError::Connector("internal: transactional sink without Kafka".into())
         })?;
-        kafka::ensure_topic(cfg, EPOCH_MARKER_TOPIC, 1, 1)?;
-        GroupCommitter::new(cfg, &kafka::group_for_query(query))?.committed_epoch()?
+        kafka::ensure_topic(cfg, &kafka::commit_log_topic(cfg, query), 1, 1)?;
+        GroupCommitter::new(cfg, query)?.committed_epoch()?
     } else {
         dir.list().last().copied()
     };
@@ -256,6 +259,7 @@ impl Checkpointer {
                 .map(|(k, v)| (k.clone(), v.offsets.clone()))
                 .collect(),
             file_sinks: report.file_sinks.clone(),
+            event_times: report.event_times.clone(),
             state_bytes: 0,
         };
         let query = self.query.clone();
@@ -280,7 +284,26 @@ impl Checkpointer {
             tracing::info!(target: LOG_TARGET, "query {query}: checkpoint {epoch} durable");
             match (&producer, &group) {
                 (Some(p), Some(g)) if transactional => {
-                    let tpl = offsets_of(&report, Some(epoch))?;
+                    // Every transaction carries at least this record: some brokers (tansu)
+                    // drop the offsets of a transaction that wrote no records. The topic is the
+                    // query's own, as its output topics are: tansu also drops the offsets of
+                    // transactions writing to a partition where another producer's transaction
+                    // was abandoned, so no two queries' transactions share a partition.
+                    let marker = serde_json::json!({
+                        "query": query,
+                        "epoch": epoch,
+                        "run": p.run_id(),
+                    });
+                    p.send(
+                        &g.commit_log,
+                        &Record {
+                            key: Some(query.clone().into_bytes()),
+                            value: Some(marker.to_string().into_bytes()),
+                            timestamp: chrono::Utc::now().timestamp_millis(),
+                            headers: vec![],
+                        },
+                    )?;
+                    let tpl = offsets_of(&report, Some((epoch, &g.commit_log)))?;
                     let md = g.consumer.group_metadata().ok_or_else(|| {
                         EngineError::Connector(format!(
                             "kafka: no group metadata for group {}",
@@ -300,7 +323,6 @@ impl Checkpointer {
                 }
                 _ => {}
             }
-            tracing::info!(target: LOG_TARGET, "query {query}: checkpoint {epoch} committed");
             dir.prune(keep, epoch);
             Ok(manifest.state_bytes)
         })
@@ -310,6 +332,11 @@ impl Checkpointer {
         self.coordinator.mark_committed(epoch);
         self.next_epoch = epoch + 1;
         let ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            target: LOG_TARGET,
+            "query {}: checkpoint {epoch} committed in {ms} ms ({bytes} bytes of state)",
+            self.query
+        );
         use std::sync::atomic::Ordering::Relaxed;
         self.metrics.last_checkpoint_ms.store(ms, Relaxed);
         self.metrics.last_checkpoint_bytes.store(bytes, Relaxed);

@@ -37,6 +37,8 @@ pub struct SourcePositions {
 pub struct CheckpointReport {
     /// Per source key (stage and topic or file), merged over its subtasks.
     pub sources: BTreeMap<String, SourcePositions>,
+    /// Per source subtask, the largest event time seen per partition (its watermark state).
+    pub event_times: BTreeMap<String, BTreeMap<i32, i64>>,
     /// Bytes written per file sink.
     pub file_sinks: BTreeMap<String, u64>,
 }
@@ -103,6 +105,18 @@ impl Coordinator {
             .or_default();
         entry.kafka_topic = positions.kafka_topic;
         entry.offsets.extend(positions.offsets);
+    }
+
+    /// A source subtask reports the largest event time it saw per partition at checkpoint
+    /// `epoch`, so a resumed query starts from the same watermark.
+    pub fn report_event_times(&self, epoch: u64, subtask_key: &str, times: BTreeMap<i32, i64>) {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(epoch)
+            .or_default()
+            .event_times
+            .insert(subtask_key.to_string(), times);
     }
 
     /// A file sink reports how many bytes it had written at checkpoint `epoch`.

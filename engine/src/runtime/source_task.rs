@@ -1,7 +1,7 @@
 //! Source task: polls a connector, decodes records into batches, tracks event time per partition
 //! to produce watermarks, runs the source stage's operator chain and injects barriers on command.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -36,6 +36,36 @@ impl WatermarkTracker {
             partitions: HashMap::new(),
             emitted: i64::MIN,
         }
+    }
+
+    /// Holds the watermark back until each of `partitions` has delivered a row (or turned idle):
+    /// a partition the reader was assigned counts before its first record arrives.
+    pub fn expecting(mut self, partitions: &[i32]) -> Self {
+        let now = Instant::now();
+        for p in partitions {
+            self.partitions.entry(*p).or_insert((i64::MIN, now));
+        }
+        self
+    }
+
+    /// Continues from event times saved at a checkpoint (largest per partition): the first
+    /// [`advance`](Self::advance) then re-emits the watermark they imply.
+    pub fn resuming(mut self, saved: Option<&BTreeMap<i32, i64>>) -> Self {
+        let now = Instant::now();
+        for (p, ts) in saved.into_iter().flatten() {
+            let e = self.partitions.entry(*p).or_insert((i64::MIN, now));
+            e.0 = e.0.max(*ts);
+        }
+        self
+    }
+
+    /// The largest event time seen per partition.
+    pub fn event_times(&self) -> BTreeMap<i32, i64> {
+        self.partitions
+            .iter()
+            .filter(|(_, (ts, _))| *ts > i64::MIN)
+            .map(|(p, (ts, _))| (*p, *ts))
+            .collect()
     }
 
     /// Observes a batch's partitions and event times.
@@ -112,6 +142,8 @@ pub struct SourceTask {
     pub time_columns: (usize, usize),
     /// Names this source in checkpoint manifests (its stage and topic or file).
     pub position_key: String,
+    /// Names this source subtask's event times in checkpoint manifests.
+    pub subtask_key: String,
     /// The query's barrier bookkeeping.
     pub coordinator: Arc<Coordinator>,
     /// The stage ends in a transactional sink: after a checkpoint barrier, wait until the
@@ -188,6 +220,11 @@ impl SourceTask {
         if let Some(epoch) = b.checkpoint {
             self.coordinator
                 .report_positions(epoch, &self.position_key, self.reader.positions());
+            self.coordinator.report_event_times(
+                epoch,
+                &self.subtask_key,
+                self.watermarks.event_times(),
+            );
         }
         self.chain.barrier(b, &mut self.ctx)?;
         self.output.control(Message::Barrier(b)).await?;
@@ -202,6 +239,10 @@ impl SourceTask {
 
     /// Runs until the source is exhausted (run-until-idle) or stopped.
     pub async fn run(mut self) -> Result<()> {
+        // A resumed source starts at the watermark it had reached at the checkpoint.
+        if let Some(wm) = self.watermarks.advance() {
+            self.watermark(wm).await?;
+        }
         loop {
             while let Ok(cmd) = self.control.try_recv() {
                 match cmd {

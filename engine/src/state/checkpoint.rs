@@ -29,6 +29,10 @@ pub struct Manifest {
     pub sources: BTreeMap<String, BTreeMap<i32, i64>>,
     /// Bytes written to each file sink when the checkpoint was taken.
     pub file_sinks: BTreeMap<String, u64>,
+    /// Largest event time per partition, per source subtask: the watermark state of the
+    /// sources, restored with the offsets so windows still close after a restart.
+    #[serde(default)]
+    pub event_times: BTreeMap<String, BTreeMap<i32, i64>>,
     /// Size of the checkpoint's state files in bytes.
     pub state_bytes: u64,
 }

@@ -26,14 +26,18 @@ use crate::error::{EngineError, Result};
 /// How long a metadata, admin or transaction call may take before it fails.
 pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How a cluster is reached.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How a cluster is reached, and how this riffle deployment names itself in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`: comma-separated `host:port` list.
     pub bootstrap_servers: String,
     /// Further client properties for every consumer, producer and admin client (security
     /// settings and the like), as librdkafka names them.
     pub properties: BTreeMap<String, String>,
+    /// Prefix of the consumer groups and transactional ids of this deployment's queries (like
+    /// ksqlDB's `ksql.service.id`): two deployments running the same statements on one cluster
+    /// need different ids.
+    pub service_id: String,
 }
 
 impl KafkaConfig {
@@ -42,6 +46,7 @@ impl KafkaConfig {
         KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             properties: BTreeMap::new(),
+            service_id: DEFAULT_SERVICE_ID.to_string(),
         }
     }
 
@@ -141,7 +146,24 @@ pub fn ensure_topic(
     )))
 }
 
+/// The service id used when none is configured.
+pub const DEFAULT_SERVICE_ID: &str = "riffle";
+
 /// The consumer group of a persistent query: Kafka tools show its lag under this name.
-pub fn group_for_query(query_id: &str) -> String {
-    format!("riffle_{query_id}")
+pub fn group_for_query(cfg: &KafkaConfig, query_id: &str) -> String {
+    format!("{}_{query_id}", cfg.service_id)
+}
+
+/// The commit log of a persistent query: a one-partition topic of its own. Each Kafka
+/// transaction of the query writes a record to it (query, epoch, run), and the group's committed
+/// offset on it is the last committed checkpoint epoch, committed atomically with the output and
+/// the source offsets.
+pub fn commit_log_topic(cfg: &KafkaConfig, query_id: &str) -> String {
+    format!("_{}_commits", group_for_query(cfg, query_id))
+}
+
+/// The `transactional.id` of a query's sink producer: stable across restarts, so a restarted
+/// query fences the producer of its previous instance.
+pub fn transactional_id(cfg: &KafkaConfig, query_id: &str) -> String {
+    format!("{}-{query_id}", cfg.service_id)
 }

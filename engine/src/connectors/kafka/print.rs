@@ -8,7 +8,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaConfig, kafka_error, partition_count};
+use super::{KAFKA_TIMEOUT, KafkaConfig, kafka_error};
 use crate::error::{EngineError, Result};
 
 /// How long `PRINT` waits for another record before it ends.
@@ -25,20 +25,7 @@ fn text(b: Option<&[u8]>) -> String {
 
 /// The records of `topic`, as `PRINT` lists them.
 pub fn print_topic(cfg: &KafkaConfig, topic: &str, limit: Option<u64>) -> Result<Vec<Vec<String>>> {
-    let (name, partitions) = match partition_count(cfg, topic)? {
-        Some(n) => (topic.to_string(), n),
-        None => {
-            let upper = topic.to_uppercase();
-            match partition_count(cfg, &upper)? {
-                Some(n) => (upper, n),
-                None => {
-                    return Err(EngineError::Catalog(format!(
-                        "kafka topic {topic} does not exist"
-                    )));
-                }
-            }
-        }
-    };
+    let (name, partitions) = resolve_topic(cfg, topic)?;
     let consumer = cfg.consumer("riffle-print")?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
@@ -68,4 +55,45 @@ pub fn print_topic(cfg: &KafkaConfig, topic: &str, limit: Option<u64>) -> Result
         }
     }
     Ok(rows)
+}
+
+/// The topic `PRINT` names and its partition count: the topic of that exact name, else the one
+/// topic whose name matches ignoring case (unquoted names arrive upper-cased, as in ksqlDB).
+fn resolve_topic(cfg: &KafkaConfig, topic: &str) -> Result<(String, usize)> {
+    let consumer = cfg.consumer("riffle-print")?;
+    let md = consumer
+        .fetch_metadata(None, KAFKA_TIMEOUT)
+        .map_err(|e| kafka_error("listing topics", e))?;
+    let found = |exact: bool| -> Vec<(String, usize)> {
+        md.topics()
+            .iter()
+            .filter(|t| {
+                if exact {
+                    t.name() == topic
+                } else {
+                    t.name().eq_ignore_ascii_case(topic)
+                }
+            })
+            .map(|t| (t.name().to_string(), t.partitions().len()))
+            .collect()
+    };
+    let mut exact = found(true);
+    if let Some(t) = exact.pop() {
+        return Ok(t);
+    }
+    let mut loose = found(false);
+    match loose.len() {
+        1 => Ok(loose.remove(0)),
+        0 => Err(EngineError::Catalog(format!(
+            "kafka topic {topic} does not exist"
+        ))),
+        _ => Err(EngineError::Catalog(format!(
+            "several kafka topics match {topic} ignoring case ({}): quote the exact name",
+            loose
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }

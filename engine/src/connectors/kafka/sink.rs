@@ -20,9 +20,11 @@ use super::{KAFKA_TIMEOUT, KafkaConfig, kafka_error};
 use crate::error::{EngineError, Result};
 use crate::record::Record;
 
-/// Header naming the transaction a record was written in: `<run>-<txn>`, where `run` identifies
-/// the producer instance and `txn` counts its commits. A checker can keep exactly the records of
-/// committed transactions with it, whatever the broker shows of aborted ones.
+/// Header naming the transaction a record was written in: `<run>:<epoch>`, where `run`
+/// identifies the producer instance (logged when the query starts, with the checkpoint it
+/// resumes) and `epoch` is the checkpoint epoch the transaction commits. Knowing which epochs each
+/// run committed, a checker can keep exactly the records of committed transactions, whatever the
+/// broker shows of aborted ones.
 pub const TXN_HEADER: &str = "riffle.txn";
 
 /// Remembers the first delivery failure, which fails the next flush or commit.
@@ -51,7 +53,17 @@ pub struct KafkaProducer {
     producer: ThreadedProducer<SinkContext>,
     transactional: bool,
     run: String,
-    txn: AtomicU64,
+    epoch: AtomicU64,
+}
+
+impl std::fmt::Debug for KafkaProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProducer")
+            .field("transactional", &self.transactional)
+            .field("run", &self.run)
+            .field("epoch", &self.epoch())
+            .finish()
+    }
 }
 
 impl KafkaProducer {
@@ -83,7 +95,7 @@ impl KafkaProducer {
             producer,
             transactional: transactional_id.is_some(),
             run,
-            txn: AtomicU64::new(0),
+            epoch: AtomicU64::new(1),
         })
     }
 
@@ -97,9 +109,14 @@ impl KafkaProducer {
         &self.run
     }
 
-    /// The number of the open transaction (commits so far).
-    pub fn txn(&self) -> u64 {
-        self.txn.load(Ordering::SeqCst)
+    /// The checkpoint epoch the open transaction belongs to.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Sets the checkpoint epoch of the open transaction (the one after the resumed checkpoint).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
     }
 
     fn check_deliveries(&self) -> Result<()> {
@@ -127,7 +144,7 @@ impl KafkaProducer {
                 value: v.as_deref(),
             });
         }
-        let txn_label = format!("{}-{}", self.run, self.txn());
+        let txn_label = format!("{}:{}", self.run, self.epoch());
         if self.transactional {
             headers = headers.insert(Header {
                 key: TXN_HEADER,
@@ -178,7 +195,7 @@ impl KafkaProducer {
             .commit_transaction(KAFKA_TIMEOUT)
             .map_err(|e| kafka_error("committing the transaction", e))?;
         self.check_deliveries()?;
-        self.txn.fetch_add(1, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.producer
             .begin_transaction()
             .map_err(|e| kafka_error("beginning a transaction", e))

@@ -30,6 +30,7 @@ pub enum StartOffset {
 pub struct KafkaReader {
     consumer: BaseConsumer,
     topic: Arc<str>,
+    partitions: Vec<i32>,
     positions: BTreeMap<i32, i64>,
 }
 
@@ -62,6 +63,7 @@ impl KafkaReader {
         Ok(KafkaReader {
             consumer,
             topic: Arc::from(topic),
+            partitions: start.keys().copied().collect(),
             positions,
         })
     }
@@ -117,6 +119,11 @@ impl KafkaReader {
     /// The next offset to read of every partition that has a known position.
     pub fn positions(&self) -> &BTreeMap<i32, i64> {
         &self.positions
+    }
+
+    /// The partitions assigned.
+    pub fn partitions(&self) -> &[i32] {
+        &self.partitions
     }
 
     /// The topic read.
