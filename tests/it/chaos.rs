@@ -226,9 +226,9 @@ fn committed_records(
         .collect()
 }
 
-fn input_records() -> Vec<Out> {
+fn input_records(n: usize) -> Vec<Out> {
     let base = 1_767_225_600_000i64;
-    let mut out: Vec<Out> = (0..RECORDS)
+    let mut out: Vec<Out> = (0..n)
         .map(|i| {
             let p = (i % PARTITIONS as usize) as i32;
             let value = serde_json::json!({
@@ -279,11 +279,28 @@ fn key_value(r: &In) -> (Vec<u8>, serde_json::Value) {
     (r.key.clone().unwrap_or_default(), r.json())
 }
 
-#[test]
-fn killed_and_restarted_pipeline_loses_and_duplicates_nothing() {
+/// What a chaos run produced.
+struct Outcome {
+    records: Vec<Out>,
+    kills: usize,
+    mid_checkpoint: usize,
+    recoveries: Vec<Duration>,
+    chaos_time: Duration,
+    uninterrupted: Duration,
+    /// The output topics of the killed pipeline as a `read_committed` consumer reads them.
+    raw: [Vec<In>; 3],
+    /// The same, keeping the records of committed transactions only.
+    got: [Vec<In>; 3],
+    /// The uninterrupted run's committed output.
+    want: [Vec<In>; 3],
+}
+
+/// Runs the pipeline over `records` input records while killing it `kills` times, then once
+/// without interruption, and collects both outputs.
+fn chaos_pipeline(records: usize, kills: usize) -> Outcome {
     let input = unique("chaos_events");
     create_topic(&input, PARTITIONS);
-    let records = input_records();
+    let records = input_records(records);
     let ends: BTreeMap<i32, i64> = (0..PARTITIONS)
         .map(|p| {
             (
@@ -312,7 +329,7 @@ fn killed_and_restarted_pipeline_loses_and_duplicates_nothing() {
     let mut mid_checkpoint = 0;
     let mut recoveries = Vec::new();
     let t = Instant::now();
-    for cycle in 0..KILLS {
+    for cycle in 0..kills {
         let mut run = chaos.start();
         if cycle > 0 {
             let started = Instant::now();
@@ -355,7 +372,10 @@ fn killed_and_restarted_pipeline_loses_and_duplicates_nothing() {
     runs.push(run.resumes());
     run.kill();
     let chaos_time = t.elapsed();
-    let [big, windows, accounts] = outputs(&chaos, &runs);
+    let raw = chaos
+        .topics()
+        .map(|t| read_quiet(t, Duration::from_secs(3)));
+    let got = outputs(&chaos, &runs);
 
     // One uninterrupted run over the same input.
     let reference = Deployment::new(dir.path(), &input, "reference");
@@ -372,10 +392,36 @@ fn killed_and_restarted_pipeline_loses_and_duplicates_nothing() {
     let uninterrupted = t.elapsed();
     let reference_runs = vec![run.resumes()];
     run.kill();
-    let [want_big, want_windows, want_accounts] = outputs(&reference, &reference_runs);
+    let want = outputs(&reference, &reference_runs);
+    Outcome {
+        records,
+        kills,
+        mid_checkpoint,
+        recoveries,
+        chaos_time,
+        uninterrupted,
+        raw,
+        got,
+        want,
+    }
+}
+
+#[test]
+fn killed_and_restarted_pipeline_loses_and_duplicates_nothing() {
+    let Outcome {
+        records,
+        kills,
+        mid_checkpoint,
+        recoveries,
+        chaos_time,
+        uninterrupted,
+        got: [big, windows, accounts],
+        want: [want_big, want_windows, want_accounts],
+        ..
+    } = chaos_pipeline(RECORDS, KILLS);
 
     // The filter: every qualifying event exactly once.
-    let expected_big = records[..RECORDS]
+    let expected_big = records[..records.len() - PARTITIONS as usize]
         .iter()
         .filter(|r| {
             let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
@@ -402,12 +448,11 @@ fn killed_and_restarted_pipeline_loses_and_duplicates_nothing() {
         .count();
     let duplicated: usize = got_keys.values().map(|n| n - 1).sum();
     eprintln!(
-        "chaos: {} input records, {KILLS} kills ({mid_checkpoint} mid-checkpoint), {} restarts; \
+        "chaos: {} input records, {kills} kills ({mid_checkpoint} mid-checkpoint), {kills} restarts; \
          filter output {} records: {lost} lost, {duplicated} duplicated; \
          uninterrupted run over the whole input {uninterrupted:?}, chaos runs while the input \
          arrived {chaos_time:?}; time from restart to every query's first commit: {recoveries:?}",
         records.len(),
-        KILLS,
         big.len(),
     );
     assert_eq!((lost, duplicated), (0, 0));
@@ -441,4 +486,28 @@ fn killed_and_restarted_pipeline_loses_and_duplicates_nothing() {
         mid_checkpoint >= 1,
         "at least one kill landed mid-checkpoint"
     );
+}
+
+/// The same guarantee as seen by a plain `read_committed` consumer, with no help from the
+/// transaction headers: what Apache Kafka provides. tansu 0.6 leaves the records of aborted
+/// transactions visible to `read_committed` consumers, so against it this test fails by design;
+/// run it with `--ignored` against a broker with full transaction support.
+#[test]
+#[ignore = "needs a broker that hides aborted transactions from read_committed consumers (tansu 0.6 does not)"]
+fn read_committed_consumers_see_each_output_record_once() {
+    let o = chaos_pipeline(20_000, 4);
+    let keys = |rs: &[In]| -> Vec<Vec<u8>> {
+        let mut k: Vec<Vec<u8>> = rs
+            .iter()
+            .map(|r| r.key.clone().unwrap_or_default())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&o.raw[0]),
+        keys(&o.want[0]),
+        "the filter's output, each record once"
+    );
+    assert_eq!(o.raw[1].len(), o.want[1].len(), "each window once");
 }

@@ -18,8 +18,12 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// An engine on the test broker, checkpointing every 200 ms into a temporary directory.
 fn engine(state: &tempfile::TempDir, processing_log: &str) -> Arc<Engine> {
+    // Each test is its own deployment: consumer groups and transactional ids do not collide
+    // with other tests' (or earlier runs') queries of the same name.
+    let mut kafka = KafkaConfig::new(bootstrap());
+    kafka.service_id = unique("riffle_test");
     let config = EngineConfig {
-        kafka: Some(KafkaConfig::new(bootstrap())),
+        kafka: Some(kafka),
         state_dir: Some(state.path().to_path_buf()),
         checkpoint_interval: Duration::from_millis(200),
         processing_log_topic: processing_log.to_string(),

@@ -8,6 +8,7 @@ mod engine_api;
 mod examples;
 mod kafka;
 mod own_qtt;
+mod restart;
 mod server;
 mod shell;
 mod window_tvf;

@@ -175,11 +175,9 @@ impl AggregateState {
         RowCodec::new(&self.state_types())
     }
 
-    /// The stored form of each listed group's state.
-    pub fn encode_groups(&self, codec: &RowCodec, groups: &[usize]) -> Result<Vec<Vec<u8>>> {
-        if groups.is_empty() {
-            return Ok(vec![]);
-        }
+    /// The state of each listed group as columns of [`state_types`](Self::state_types), one
+    /// row per group.
+    pub fn state_columns(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
         let mut cols = Vec::new();
         for a in &self.accs {
             cols.extend(a.state(groups)?);
@@ -190,6 +188,15 @@ impl AggregateState {
         cols.push(Arc::new(BooleanArray::from_iter(
             groups.iter().map(|&g| Some(self.live[g])),
         )));
+        Ok(cols)
+    }
+
+    /// The stored form of each listed group's state.
+    pub fn encode_groups(&self, codec: &RowCodec, groups: &[usize]) -> Result<Vec<Vec<u8>>> {
+        if groups.is_empty() {
+            return Ok(vec![]);
+        }
+        let cols = self.state_columns(groups)?;
         let rows = codec.encode(&cols)?;
         Ok((0..groups.len())
             .map(|i| rows.row(i).as_ref().to_vec())
@@ -208,6 +215,19 @@ impl AggregateState {
             return Ok(());
         }
         let cols = codec.decode(stored.iter().copied())?;
+        self.restore_columns(groups, &cols)
+    }
+
+    /// Sets each listed group to the state in the matching row of `cols` (as
+    /// [`state_columns`](Self::state_columns) made them).
+    pub fn restore_columns(&mut self, groups: &[usize], cols: &[ArrayRef]) -> Result<()> {
+        if cols.len() != self.state_types().len() {
+            return Err(crate::error::EngineError::DataFusion(format!(
+                "damaged group state: {} columns where the aggregates keep {}",
+                cols.len(),
+                self.state_types().len()
+            )));
+        }
         let mut at = 0;
         for a in self.accs.iter_mut() {
             let n = a.state_types().len();

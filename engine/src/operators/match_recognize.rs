@@ -2,7 +2,8 @@
 //! partition's [`PartitionMatcher`] in time order (ties in arrival order). Rows behind the
 //! watermark on arrival are late: they go to the processing log. `DEFINE` conditions are
 //! evaluated for all candidate threads of a row at once, one Arrow batch per pattern variable;
-//! measures for all matches completed by a watermark are evaluated in one batch.
+//! measures for all matches completed by a watermark are evaluated in one batch. Waiting rows and
+//! each partition's partial matches are checkpointed, so a match can span a restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use datafusion::common::ScalarValue;
 use riffle_sql::match_recognize::{MatchExpr, MatchRecognizeNode, Nav, Term};
 use riffle_sql::plan::{ChangeOp, StreamSchema};
 
-use super::pattern_matcher::{Candidate, Found, PartitionMatcher, StoredRow};
-use super::{OpContext, Operator, evaluate, ops_of};
-use crate::error::Result;
+use super::pattern_matcher::{Candidate, Found, PartitionMatcher, SavedMatcher, StoredRow};
+use super::{OpContext, Operator, OperatorState, Snapshot, evaluate, ops_of};
+use crate::error::{EngineError, Result};
 use crate::processing_log::{ErrorKind, ErrorRecord};
+use crate::runtime::Barrier;
+use crate::state::snapshot;
 
 /// One output row before its measures are evaluated.
 struct OutRow {
@@ -41,11 +44,55 @@ pub struct MatchRecognizeOp {
     watermark: i64,
     max_prev: u64,
     max_next: u64,
+    store: OperatorState,
+}
+
+/// Bookkeeping of a snapshot; the batches are the partition keys, each partition's kept rows
+/// (in `partitions` order), then the waiting rows.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    watermark: i64,
+    arrivals: u64,
+    /// Per partition: its matcher state and the event times of its kept rows.
+    partitions: Vec<(SavedMatcher, Vec<i64>)>,
+    /// Per waiting row: event time and arrival number.
+    pending: Vec<(i64, u64)>,
+}
+
+/// Rows of scalars as a batch of `columns` columns (types from `schema` when there are none).
+fn rows_to_batch(
+    schema: &datafusion::arrow::datatypes::Schema,
+    columns: usize,
+    rows: &[&[ScalarValue]],
+) -> Result<RecordBatch> {
+    let mut cols: Vec<(String, ArrayRef, bool)> = Vec::with_capacity(columns);
+    for c in 0..columns {
+        let array = if rows.is_empty() {
+            datafusion::arrow::array::new_empty_array(schema.field(c).data_type())
+        } else {
+            ScalarValue::iter_to_array(rows.iter().map(|r| r[c].clone()))?
+        };
+        cols.push((format!("c{c}"), array, true));
+    }
+    Ok(RecordBatch::try_from_iter_with_nullable(cols)?)
+}
+
+/// The rows of a batch as scalars.
+fn batch_to_rows(b: &RecordBatch) -> Result<Vec<Vec<ScalarValue>>> {
+    (0..b.num_rows())
+        .map(|i| {
+            b.columns()
+                .iter()
+                .map(|c| Ok(ScalarValue::try_from_array(c, i)?))
+                .collect()
+        })
+        .collect()
 }
 
 impl MatchRecognizeOp {
-    /// Builds the operator for a plan node.
-    pub fn new(node: &MatchRecognizeNode) -> Result<Self> {
+    /// Builds the operator for a plan node, restoring partial matches when the query resumes a
+    /// checkpoint.
+    pub fn new(node: &MatchRecognizeNode, store: OperatorState) -> Result<Self> {
         let reach = |which: Nav| {
             node.defines
                 .iter()
@@ -60,7 +107,7 @@ impl MatchRecognizeOp {
                 .unwrap_or(0)
         };
         let (max_prev, max_next) = (reach(Nav::Prev), reach(Nav::Next));
-        Ok(MatchRecognizeOp {
+        let mut op = MatchRecognizeOp {
             input: node.input.schema().clone(),
             node: node.clone(),
             partitions: HashMap::new(),
@@ -69,7 +116,10 @@ impl MatchRecognizeOp {
             watermark: i64::MIN,
             max_prev,
             max_next,
-        })
+            store: store.clone(),
+        };
+        store.resume(&mut op)?;
+        Ok(op)
     }
 
     /// Feeds rows with event time up to `upto` to their partitions, then ends attempts that can
@@ -334,8 +384,82 @@ impl Operator for MatchRecognizeOp {
         self.release(wm, ctx)
     }
 
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
+        self.store.checkpoint(Some(barrier), self)
+    }
+
     fn on_end(&mut self, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        if self.store.checkpoints() {
+            // Stopped, not exhausted (exhausted input ends with a final watermark that already
+            // released everything): partial matches stay in the snapshot for the resumed query.
+            return self.store.checkpoint(None, self).map(|()| vec![]);
+        }
         self.watermark = i64::MAX;
         self.release(i64::MAX, ctx)
+    }
+}
+
+impl Snapshot for MatchRecognizeOp {
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let schema = &self.input.arrow;
+        let width = schema.fields().len();
+        let kc = self.input.key_count;
+        let parts: Vec<(&Vec<ScalarValue>, &PartitionMatcher)> = self.partitions.iter().collect();
+        let keys: Vec<&[ScalarValue]> = parts.iter().map(|(k, _)| k.as_slice()).collect();
+        let mut batches = vec![rows_to_batch(schema, kc, &keys)?];
+        let mut saved = Saved {
+            watermark: self.watermark,
+            arrivals: self.arrivals,
+            partitions: Vec::with_capacity(parts.len()),
+            pending: self.pending.keys().copied().collect(),
+        };
+        for (_, part) in &parts {
+            let (state, rows) = part.save();
+            let values: Vec<&[ScalarValue]> = rows.iter().map(|r| r.values.as_slice()).collect();
+            batches.push(rows_to_batch(schema, width, &values)?);
+            saved
+                .partitions
+                .push((state, rows.iter().map(|r| r.rowtime).collect()));
+        }
+        let waiting: Vec<&[ScalarValue]> =
+            self.pending.values().map(|r| r.values.as_slice()).collect();
+        batches.push(rows_to_batch(schema, width, &waiting)?);
+        snapshot::encode(&saved, &batches)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let (saved, batches) = snapshot::decode::<Saved>(bytes)?;
+        if batches.len() != saved.partitions.len() + 2 {
+            return Err(EngineError::DataFusion(
+                "damaged MATCH_RECOGNIZE snapshot: batches do not match partitions".into(),
+            ));
+        }
+        self.watermark = saved.watermark;
+        self.arrivals = saved.arrivals;
+        let keys = batch_to_rows(&batches[0])?;
+        for ((key, (state, times)), rows) in keys
+            .into_iter()
+            .zip(saved.partitions)
+            .zip(&batches[1..batches.len() - 1])
+        {
+            let rows = batch_to_rows(rows)?
+                .into_iter()
+                .zip(times)
+                .map(|(values, rowtime)| StoredRow { values, rowtime })
+                .collect();
+            self.partitions
+                .insert(key, PartitionMatcher::restored(state, rows));
+        }
+        let waiting = batch_to_rows(&batches[batches.len() - 1])?;
+        for ((ts, n), values) in saved.pending.into_iter().zip(waiting) {
+            self.pending.insert(
+                (ts, n),
+                StoredRow {
+                    values,
+                    rowtime: ts,
+                },
+            );
+        }
+        Ok(())
     }
 }

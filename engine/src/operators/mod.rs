@@ -114,6 +114,46 @@ impl OperatorState {
     pub fn may_write(&self, passed: u64) -> bool {
         self.store.may_write_between_barriers(passed)
     }
+
+    /// The state of the table materialization at the head of stage `stage`, subtask `subtask`.
+    pub fn table_source(store: Arc<StateStore>, stage: usize, subtask: usize) -> Self {
+        OperatorState {
+            store,
+            name: format!("s{stage}table"),
+            subtask,
+        }
+    }
+
+    /// At a checkpoint barrier (and at the end of input), replaces the operator's stored
+    /// snapshot with its current state.
+    pub fn checkpoint(&self, barrier: Option<Barrier>, op: &impl Snapshot) -> Result<()> {
+        if !self.checkpoints() || barrier.is_some_and(|b| b.checkpoint.is_none()) {
+            return Ok(());
+        }
+        let bytes = op.snapshot()?;
+        self.table("snapshot")
+            .write([(&b"s"[..], bytes.as_slice())], std::iter::empty())
+    }
+
+    /// When the query resumes a checkpoint, restores the operator from its stored snapshot.
+    pub fn resume(&self, op: &mut impl Snapshot) -> Result<()> {
+        if !self.restored() {
+            return Ok(());
+        }
+        let found = self.table("snapshot").get_many(&[b"s"])?;
+        match found.into_iter().next().flatten() {
+            Some(bytes) => op.restore(&bytes),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An operator whose state is written whole at each checkpoint (see [`crate::state::snapshot`]).
+pub trait Snapshot {
+    /// The operator's state as bytes.
+    fn snapshot(&self) -> Result<Vec<u8>>;
+    /// Replaces the operator's state with a snapshot's.
+    fn restore(&mut self, bytes: &[u8]) -> Result<()>;
 }
 
 /// A stream operator.

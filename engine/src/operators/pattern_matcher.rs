@@ -81,6 +81,31 @@ pub struct Found {
     pub skip_problem: Option<String>,
 }
 
+/// A history as its `(row, variable)` mappings, for snapshots.
+type Mappings = Vec<(u64, usize)>;
+
+/// A saved attempt: start row, start time, threads (program counter, history), best match.
+type SavedAttempt = (u64, i64, Vec<(usize, Option<Mappings>)>, Option<Mappings>);
+
+/// The saved form of a partition's matching state (its rows are saved separately, in order).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SavedMatcher {
+    base: u64,
+    next: u64,
+    skip_until: u64,
+    matches: u64,
+    /// The attempts in start order.
+    attempts: Vec<SavedAttempt>,
+    /// Completed matches not yet emitted: mappings, number, skip problem.
+    completed: Vec<(Mappings, u64, Option<String>)>,
+}
+
+fn chain(m: &[(u64, usize)]) -> Option<Arc<Step>> {
+    m.iter().fold(None, |prev, &(seq, var)| {
+        Some(Arc::new(Step { seq, var, prev }))
+    })
+}
+
 /// The matching state of one partition.
 #[derive(Debug, Default)]
 pub struct PartitionMatcher {
@@ -94,6 +119,70 @@ pub struct PartitionMatcher {
 }
 
 impl PartitionMatcher {
+    /// The state to save and the rows kept, oldest first.
+    pub fn save(&self) -> (SavedMatcher, Vec<&StoredRow>) {
+        let saved = SavedMatcher {
+            base: self.base,
+            next: self.next,
+            skip_until: self.skip_until,
+            matches: self.matches,
+            attempts: self
+                .attempts
+                .iter()
+                .map(|a| {
+                    let threads = a
+                        .threads
+                        .iter()
+                        .map(|t| (t.pc, t.history.as_ref().map(entries)))
+                        .collect();
+                    (a.start, a.start_time, threads, a.best.as_ref().map(entries))
+                })
+                .collect(),
+            completed: self
+                .completed
+                .iter()
+                .map(|f| (f.entries.clone(), f.number, f.skip_problem.clone()))
+                .collect(),
+        };
+        (saved, self.rows.iter().collect())
+    }
+
+    /// A matcher in a saved state, with its kept rows.
+    pub fn restored(saved: SavedMatcher, rows: Vec<StoredRow>) -> Self {
+        PartitionMatcher {
+            rows: rows.into(),
+            base: saved.base,
+            next: saved.next,
+            attempts: saved
+                .attempts
+                .into_iter()
+                .map(|(start, start_time, threads, best)| Attempt {
+                    start,
+                    start_time,
+                    threads: threads
+                        .into_iter()
+                        .map(|(pc, h)| Thread {
+                            pc,
+                            history: h.as_deref().and_then(chain),
+                        })
+                        .collect(),
+                    best: best.as_deref().and_then(chain),
+                })
+                .collect(),
+            completed: saved
+                .completed
+                .into_iter()
+                .map(|(entries, number, skip_problem)| Found {
+                    entries,
+                    number,
+                    skip_problem,
+                })
+                .collect(),
+            skip_until: saved.skip_until,
+            matches: saved.matches,
+        }
+    }
+
     /// The stored row with sequence number `seq`, if still kept.
     pub fn row(&self, seq: u64) -> Option<&StoredRow> {
         seq.checked_sub(self.base)

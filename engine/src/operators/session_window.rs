@@ -2,11 +2,15 @@
 //! A row extending or bridging sessions merges them: the replaced sessions are retracted
 //! (tombstones for their windows) and the merged session is emitted. Sessions close when the
 //! watermark passes their end plus gap plus grace; rows that could only join closed sessions are
-//! late.
+//! late. Open sessions and their accumulators are checkpointed.
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{AsArray, RecordBatch, UInt32Array};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Int64Array, RecordBatch, UInt32Array,
+};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::row::OwnedRow;
@@ -14,9 +18,11 @@ use riffle_sql::ast::{Emit, WindowKind};
 use riffle_sql::plan::{AggregateNode, ChangeOp, StreamSchema};
 
 use super::aggregate_state::{AggregateState, OutRow, Source};
-use super::{OpContext, Operator, ops_of};
-use crate::error::Result;
+use super::{OpContext, Operator, OperatorState, Snapshot, ops_of};
+use crate::error::{EngineError, Result};
 use crate::processing_log::{ErrorKind, ErrorRecord};
+use crate::runtime::Barrier;
+use crate::state::snapshot;
 
 #[derive(Debug, Clone, Copy)]
 struct Session {
@@ -35,11 +41,13 @@ pub struct SessionWindowOp {
     emit: Emit,
     sessions: HashMap<OwnedRow, Vec<Session>>,
     watermark: i64,
+    store: OperatorState,
 }
 
 impl SessionWindowOp {
-    /// Builds the operator for a session aggregate node.
-    pub fn new(node: &AggregateNode) -> Result<Self> {
+    /// Builds the operator for a session aggregate node, restoring open sessions when the query
+    /// resumes a checkpoint.
+    pub fn new(node: &AggregateNode, store: OperatorState) -> Result<Self> {
         let input = node.input.schema().clone();
         let gap = match node.window.as_ref().map(|w| &w.kind) {
             Some(WindowKind::Session { gap }) => gap.as_millis() as i64,
@@ -49,7 +57,7 @@ impl SessionWindowOp {
                 ));
             }
         };
-        Ok(SessionWindowOp {
+        let mut op = SessionWindowOp {
             state: AggregateState::new(&node.aggregates, &input)?,
             input,
             output: node.schema.clone(),
@@ -58,7 +66,10 @@ impl SessionWindowOp {
             emit: node.emit,
             sessions: HashMap::new(),
             watermark: i64::MIN,
-        })
+            store: store.clone(),
+        };
+        store.resume(&mut op)?;
+        Ok(op)
     }
 
     fn expired(&self, end: i64) -> bool {
@@ -108,9 +119,78 @@ impl SessionWindowOp {
     }
 }
 
+/// Snapshot layout: one batch with a row per open session (key bytes, start, end, then the
+/// accumulator state columns); the bookkeeping is the watermark.
+impl Snapshot for SessionWindowOp {
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let all: Vec<(&OwnedRow, &Session)> = self
+            .sessions
+            .iter()
+            .flat_map(|(k, l)| l.iter().map(move |s| (k, s)))
+            .collect();
+        let groups: Vec<usize> = all.iter().map(|(_, s)| s.group).collect();
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(BinaryArray::from_iter_values(
+                all.iter().map(|(k, _)| k.as_ref()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                all.iter().map(|(_, s)| s.start),
+            )),
+            Arc::new(Int64Array::from_iter_values(all.iter().map(|(_, s)| s.end))),
+        ];
+        cols.extend(self.state.state_columns(&groups)?);
+        let batch = RecordBatch::try_from_iter_with_nullable(
+            cols.into_iter()
+                .enumerate()
+                .map(|(i, c)| (format!("c{i}"), c, true)),
+        )?;
+        snapshot::encode(&self.watermark, &[batch])
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let (watermark, batches) = snapshot::decode::<i64>(bytes)?;
+        self.watermark = watermark;
+        let Some(b) = batches.first() else {
+            return Ok(());
+        };
+        let damaged = || EngineError::DataFusion("damaged session window snapshot".into());
+        if b.num_columns() < 3 {
+            return Err(damaged());
+        }
+        let keys = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(damaged)?;
+        let starts = b.column(1).as_primitive::<Int64Type>();
+        let ends = b.column(2).as_primitive::<Int64Type>();
+        let mut groups = Vec::with_capacity(b.num_rows());
+        for i in 0..b.num_rows() {
+            let key = self.state.key_from_bytes(keys.value(i));
+            let group = self.state.alloc(key.clone());
+            groups.push(group);
+            self.sessions.entry(key).or_default().push(Session {
+                start: starts.value(i),
+                end: ends.value(i),
+                group,
+            });
+        }
+        self.state.restore_columns(&groups, &b.columns()[3..])
+    }
+}
+
 impl Operator for SessionWindowOp {
     fn name(&self) -> &'static str {
         "SessionWindow"
+    }
+
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
+        self.store.checkpoint(Some(barrier), self)
+    }
+
+    fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.store.checkpoint(None, self)?;
+        Ok(vec![])
     }
 
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {

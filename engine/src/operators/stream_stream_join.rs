@@ -2,19 +2,28 @@
 //! grace period (by stream time, the largest event time seen); each arriving row joins the other
 //! side's rows whose time lies in the window. Outer joins pad unmatched rows with NULLs: at once
 //! in the legacy form (no `GRACE PERIOD`), or when the row's window closes when a grace period is
-//! declared — unless a match arrives first.
+//! declared — unless a match arrives first. Kept and pending rows are checkpointed.
 
 use std::collections::{BTreeMap, HashMap};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use riffle_sql::ast::JoinKind;
 use riffle_sql::plan::{ChangeOp, JoinNode, JoinType, StreamSchema};
 
 use super::join_rows::{JoinOutput, JoinedRow};
-use super::{OpContext, Operator, ops_of};
+use super::{OpContext, Operator, OperatorState, Snapshot, ops_of};
 use crate::error::{EngineError, Result};
+use crate::runtime::Barrier;
+use crate::state::snapshot;
+
+/// The `(time, seq)` of one side's kept rows and of its pending outer rows, in batch order.
+type SideMarks = (Vec<(i64, u64)>, Vec<(i64, u64)>);
+
+/// Bookkeeping of a snapshot: stream time, the next sequence number, and each side's marks.
+type Bookkeeping = (i64, u64, [SideMarks; 2]);
 
 struct Entry {
     ts: i64,
@@ -41,11 +50,13 @@ pub struct StreamStreamJoinOp {
     output: JoinOutput,
     stream_time: i64,
     seq: u64,
+    store: OperatorState,
 }
 
 impl StreamStreamJoinOp {
-    /// Builds the operator for a stream-stream join node.
-    pub fn new(node: &JoinNode) -> Result<Self> {
+    /// Builds the operator for a stream-stream join node, restoring the kept rows when the
+    /// query resumes a checkpoint.
+    pub fn new(node: &JoinNode, store: OperatorState) -> Result<Self> {
         let JoinType::StreamStream {
             before_ms,
             after_ms,
@@ -61,7 +72,7 @@ impl StreamStreamJoinOp {
         let converter = RowConverter::new(vec![SortField::new(
             left.key_fields()[0].data_type().clone(),
         )])?;
-        Ok(StreamStreamJoinOp {
+        let mut op = StreamStreamJoinOp {
             kind: node.kind,
             before: before_ms,
             after: after_ms,
@@ -73,7 +84,10 @@ impl StreamStreamJoinOp {
             converter,
             stream_time: i64::MIN,
             seq: 0,
-        })
+            store: store.clone(),
+        };
+        store.resume(&mut op)?;
+        Ok(op)
     }
 
     fn outer(&self, side: usize) -> bool {
@@ -133,9 +147,76 @@ impl StreamStreamJoinOp {
     }
 }
 
+/// Snapshot layout: per side, its kept rows then its pending rows (see [`Bookkeeping`]).
+impl Snapshot for StreamStreamJoinOp {
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut batches = Vec::with_capacity(4);
+        let mut marks: [SideMarks; 2] = Default::default();
+        for (side, mark) in marks.iter_mut().enumerate() {
+            let kept: Vec<&Entry> = self.sides[side].store.values().flatten().collect();
+            mark.0 = kept.iter().map(|e| (e.ts, e.seq)).collect();
+            batches.push(concat_batches(
+                &self.inputs[side].arrow,
+                kept.iter().map(|e| &e.row),
+            )?);
+            let pending = &self.sides[side].pending;
+            mark.1 = pending.keys().copied().collect();
+            batches.push(concat_batches(
+                &self.inputs[side].arrow,
+                pending.values().map(|(_, r)| r),
+            )?);
+        }
+        let meta: Bookkeeping = (self.stream_time, self.seq, marks);
+        snapshot::encode(&meta, &batches)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let ((stream_time, seq, marks), batches) = snapshot::decode::<Bookkeeping>(bytes)?;
+        if batches.len() != 4 {
+            return Err(EngineError::DataFusion(
+                "damaged operator snapshot: a stream-stream join needs four batches".into(),
+            ));
+        }
+        self.stream_time = stream_time;
+        self.seq = seq;
+        for (side, (kept_marks, pending_marks)) in marks.into_iter().enumerate() {
+            let kept = &batches[2 * side];
+            let keys = self.converter.convert_columns(&kept.columns()[..1])?;
+            for (i, (ts, seq)) in kept_marks.into_iter().enumerate().take(kept.num_rows()) {
+                let row = kept.slice(i, 1);
+                self.sides[side]
+                    .store
+                    .entry(keys.row(i).owned())
+                    .or_default()
+                    .push(Entry { ts, seq, row });
+            }
+            let pending = &batches[2 * side + 1];
+            let keys = self.converter.convert_columns(&pending.columns()[..1])?;
+            for (i, mark) in pending_marks
+                .into_iter()
+                .enumerate()
+                .take(pending.num_rows())
+            {
+                let entry = (keys.row(i).owned(), pending.slice(i, 1));
+                self.sides[side].pending.insert(mark, entry);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Operator for StreamStreamJoinOp {
     fn name(&self) -> &'static str {
         "StreamStreamJoin"
+    }
+
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
+        self.store.checkpoint(Some(barrier), self)
+    }
+
+    fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.store.checkpoint(None, self)?;
+        Ok(vec![])
     }
 
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {

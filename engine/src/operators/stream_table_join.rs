@@ -2,19 +2,23 @@
 //! present at that moment (LEFT pads with NULLs when there is none). Table changes emit nothing.
 //! Stream rows wait until the table side has loaded what its source held at start (as Kafka
 //! Streams bootstraps a global table), so a pipeline started over existing data enriches every
-//! row the same way on every run.
+//! row the same way on every run. The table rows (and stream rows still waiting) are
+//! checkpointed.
 
 use std::collections::HashMap;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use riffle_sql::ast::JoinKind;
 use riffle_sql::plan::{ChangeOp, JoinNode, StreamSchema};
 
 use super::join_rows::{JoinOutput, JoinedRow};
-use super::{OpContext, Operator, ops_of};
+use super::{OpContext, Operator, OperatorState, Snapshot, ops_of};
 use crate::error::Result;
+use crate::runtime::Barrier;
+use crate::state::snapshot;
 
 /// Stream-table join.
 pub struct StreamTableJoinOp {
@@ -25,14 +29,16 @@ pub struct StreamTableJoinOp {
     output: JoinOutput,
     table_loaded: bool,
     waiting: Vec<RecordBatch>,
+    store: OperatorState,
 }
 
 impl StreamTableJoinOp {
-    /// Builds the operator for a stream-table join node.
-    pub fn new(node: &JoinNode) -> Result<Self> {
+    /// Builds the operator for a stream-table join node, restoring its state when the query
+    /// resumes a checkpoint.
+    pub fn new(node: &JoinNode, store: OperatorState) -> Result<Self> {
         let left = node.left.schema().clone();
         let right = node.right.schema().clone();
-        Ok(StreamTableJoinOp {
+        let mut op = StreamTableJoinOp {
             kind: node.kind,
             converter: RowConverter::new(vec![SortField::new(
                 left.key_fields()[0].data_type().clone(),
@@ -42,7 +48,10 @@ impl StreamTableJoinOp {
             table: HashMap::new(),
             table_loaded: false,
             waiting: Vec::new(),
-        })
+            store: store.clone(),
+        };
+        store.resume(&mut op)?;
+        Ok(op)
     }
 
     fn release_waiting(&mut self, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
@@ -55,9 +64,38 @@ impl StreamTableJoinOp {
     }
 }
 
+/// Snapshot layout: the table rows, then the waiting stream batches.
+impl Snapshot for StreamTableJoinOp {
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let table = concat_batches(&self.inputs[1].arrow, self.table.values())?;
+        let mut batches = vec![table];
+        batches.extend(self.waiting.iter().cloned());
+        snapshot::encode(&self.table_loaded, &batches)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let (loaded, mut batches) = snapshot::decode::<bool>(bytes)?;
+        self.table_loaded = loaded;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let table = batches.remove(0);
+        let keys = self.converter.convert_columns(&table.columns()[..1])?;
+        for i in 0..table.num_rows() {
+            self.table.insert(keys.row(i).owned(), table.slice(i, 1));
+        }
+        self.waiting = batches;
+        Ok(())
+    }
+}
+
 impl Operator for StreamTableJoinOp {
     fn name(&self) -> &'static str {
         "StreamTableJoin"
+    }
+
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
+        self.store.checkpoint(Some(barrier), self)
     }
 
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
@@ -132,6 +170,11 @@ impl Operator for StreamTableJoinOp {
     }
 
     fn on_end(&mut self, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        if self.store.checkpoints() {
+            // Stopped, not exhausted (an exhausted table side released the rows already):
+            // waiting rows stay in the snapshot for the resumed query.
+            return self.store.checkpoint(None, self).map(|()| vec![]);
+        }
         self.release_waiting(ctx)
     }
 }

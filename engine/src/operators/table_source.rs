@@ -1,7 +1,8 @@
 //! Turns a table's upserts into a changelog. A record with a value is an insert or update of its
 //! key; a record without one deletes it. When the plan needs old values (aggregations over the
 //! table) the latest row per key is kept, so an update becomes `-U old, +U new` and a delete
-//! carries the row it removes; otherwise records pass through as upserts and deletes.
+//! carries the row it removes; otherwise records pass through as upserts and deletes. The kept
+//! rows are checkpointed, so a resumed query still knows each key's old value.
 
 use std::collections::HashMap;
 
@@ -11,9 +12,11 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use riffle_sql::plan::{ChangeOp, StreamSchema};
 use std::sync::Arc;
 
-use super::{OpContext, Operator, filter, ops_of};
+use super::{OpContext, Operator, OperatorState, Snapshot, filter, ops_of};
 use crate::error::Result;
 use crate::processing_log::{ErrorKind, ErrorRecord};
+use crate::runtime::Barrier;
+use crate::state::snapshot;
 
 /// Materializes a table's changelog.
 pub struct TableSourceOp {
@@ -21,22 +24,28 @@ pub struct TableSourceOp {
     materialize: bool,
     converter: RowConverter,
     state: HashMap<OwnedRow, RecordBatch>,
+    store: OperatorState,
 }
 
 impl TableSourceOp {
-    /// A table source over batches of `schema`.
-    pub fn new(schema: StreamSchema, materialize: bool) -> Result<Self> {
+    /// A table source over batches of `schema`, restoring its rows when the query resumes.
+    pub fn new(schema: StreamSchema, materialize: bool, store: OperatorState) -> Result<Self> {
         let fields: Vec<SortField> = schema
             .key_fields()
             .iter()
             .map(|f| SortField::new(f.data_type().clone()))
             .collect();
-        Ok(TableSourceOp {
+        let mut op = TableSourceOp {
             converter: RowConverter::new(fields)?,
             schema,
             materialize,
             state: HashMap::new(),
-        })
+            store: store.clone(),
+        };
+        if materialize {
+            store.resume(&mut op)?;
+        }
+        Ok(op)
     }
 
     fn with_op_and_time(
@@ -53,9 +62,43 @@ impl TableSourceOp {
     }
 }
 
+impl Snapshot for TableSourceOp {
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let rows: Vec<&RecordBatch> = self.state.values().collect();
+        let all = concat_batches(&self.schema.arrow, rows)?;
+        snapshot::encode(&(), &[all])
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let ((), batches) = snapshot::decode::<()>(bytes)?;
+        let kc = self.schema.key_count;
+        for b in batches {
+            let keys = self.converter.convert_columns(&b.columns()[..kc])?;
+            for i in 0..b.num_rows() {
+                self.state.insert(keys.row(i).owned(), b.slice(i, 1));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Operator for TableSourceOp {
     fn name(&self) -> &'static str {
         "TableSource"
+    }
+
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
+        if self.materialize {
+            self.store.checkpoint(Some(barrier), self)?;
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        if self.materialize {
+            self.store.checkpoint(None, self)?;
+        }
+        Ok(vec![])
     }
 
     fn process(&mut self, batch: RecordBatch, ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {

@@ -1,19 +1,22 @@
 //! Table-table joins, on the primary key or from a left column to the right table's primary key
 //! (foreign-key join). Both sides keep their latest row per key; every change recomputes the
 //! affected results and emits them as a changelog: a new result, an update (`-U old, +U new`)
-//! or a delete when a result disappears.
+//! or a delete when a result disappears. Both sides' rows are checkpointed.
 
 use std::collections::{BTreeSet, HashMap};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use riffle_sql::ast::JoinKind;
 use riffle_sql::plan::{ChangeOp, JoinNode, JoinType, StreamSchema};
 
 use super::join_rows::{JoinOutput, JoinedRow};
-use super::{OpContext, Operator, ops_of};
+use super::{OpContext, Operator, OperatorState, Snapshot, ops_of};
 use crate::error::Result;
+use crate::runtime::Barrier;
+use crate::state::snapshot;
 
 #[derive(Clone)]
 struct Stored {
@@ -51,11 +54,13 @@ pub struct TableTableJoinOp {
     keys: [RowConverter; 2],
     fk_converter: Option<RowConverter>,
     output: JoinOutput,
+    store: OperatorState,
 }
 
 impl TableTableJoinOp {
-    /// Builds the operator for a table-table or foreign-key join node.
-    pub fn new(node: &JoinNode) -> Result<Self> {
+    /// Builds the operator for a table-table or foreign-key join node, restoring both sides
+    /// when the query resumes a checkpoint.
+    pub fn new(node: &JoinNode, store: OperatorState) -> Result<Self> {
         let left = node.left.schema().clone();
         let right = node.right.schema().clone();
         let foreign_key = node.join_type == JoinType::ForeignKey;
@@ -82,7 +87,7 @@ impl TableTableJoinOp {
         } else {
             left.value_count
         };
-        Ok(TableTableJoinOp {
+        let mut op = TableTableJoinOp {
             kind: node.kind,
             foreign_key,
             keys: [conv(&left)?, conv(&right)?],
@@ -91,7 +96,10 @@ impl TableTableJoinOp {
             inputs: [left, right],
             state: [HashMap::new(), HashMap::new()],
             index: HashMap::new(),
-        })
+            store: store.clone(),
+        };
+        store.resume(&mut op)?;
+        Ok(op)
     }
 
     fn result(&self, left_key: &OwnedRow) -> Option<Joined> {
@@ -147,7 +155,64 @@ impl TableTableJoinOp {
     }
 }
 
+/// Snapshot layout: each side's rows; the bookkeeping holds their times in the same order.
+/// Foreign keys and the foreign-key index are derived from the rows again.
+impl Snapshot for TableTableJoinOp {
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut times: Vec<Vec<i64>> = Vec::with_capacity(2);
+        let mut batches = Vec::with_capacity(2);
+        for side in 0..2 {
+            let stored: Vec<&Stored> = self.state[side].values().collect();
+            times.push(stored.iter().map(|s| s.ts).collect());
+            batches.push(concat_batches(
+                &self.inputs[side].arrow,
+                stored.iter().map(|s| &s.row),
+            )?);
+        }
+        snapshot::encode(&times, &batches)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let (times, batches) = snapshot::decode::<Vec<Vec<i64>>>(bytes)?;
+        for (side, (b, ts)) in batches.iter().zip(times).enumerate().take(2) {
+            let kc = self.inputs[side].key_count;
+            let keys = self.keys[side].convert_columns(&b.columns()[..kc])?;
+            let fks = match (&self.fk_converter, side) {
+                (Some(c), 0) => {
+                    let col = b.column(kc + self.inputs[0].value_count - 1).clone();
+                    Some((c.convert_columns(std::slice::from_ref(&col))?, col))
+                }
+                _ => None,
+            };
+            for (i, ts) in ts.into_iter().enumerate().take(b.num_rows()) {
+                let key = keys.row(i).owned();
+                let fk = fks
+                    .as_ref()
+                    .and_then(|(rows, col)| (!col.is_null(i)).then(|| rows.row(i).owned()));
+                if let Some(fk) = &fk {
+                    self.index
+                        .entry(fk.clone())
+                        .or_default()
+                        .insert(key.clone());
+                }
+                let row = b.slice(i, 1);
+                self.state[side].insert(key, Stored { row, ts, fk });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Operator for TableTableJoinOp {
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OpContext) -> Result<()> {
+        self.store.checkpoint(Some(barrier), self)
+    }
+
+    fn on_end(&mut self, _ctx: &mut OpContext) -> Result<Vec<RecordBatch>> {
+        self.store.checkpoint(None, self)?;
+        Ok(vec![])
+    }
+
     fn name(&self) -> &'static str {
         if self.foreign_key {
             "ForeignKeyJoin"

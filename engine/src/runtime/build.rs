@@ -163,10 +163,12 @@ fn operator_for(node: &PlanNode, state: OperatorState) -> Result<Option<Box<dyn 
         PlanNode::Source(_) | PlanNode::Exchange(_) => None,
         PlanNode::Join(j) => Some(match j.join_type {
             JoinType::StreamStream { .. } => {
-                Box::new(StreamStreamJoinOp::new(j)?) as Box<dyn Operator>
+                Box::new(StreamStreamJoinOp::new(j, state)?) as Box<dyn Operator>
             }
-            JoinType::StreamTable => Box::new(StreamTableJoinOp::new(j)?),
-            JoinType::TableTable | JoinType::ForeignKey => Box::new(TableTableJoinOp::new(j)?),
+            JoinType::StreamTable => Box::new(StreamTableJoinOp::new(j, state)?),
+            JoinType::TableTable | JoinType::ForeignKey => {
+                Box::new(TableTableJoinOp::new(j, state)?)
+            }
         }),
         PlanNode::Filter(f) => {
             let input = f.input.schema();
@@ -182,10 +184,10 @@ fn operator_for(node: &PlanNode, state: OperatorState) -> Result<Option<Box<dyn 
             p.schema.clone(),
             p.drop_null_keys,
         ))),
-        PlanNode::MatchRecognize(m) => Some(Box::new(MatchRecognizeOp::new(m)?)),
+        PlanNode::MatchRecognize(m) => Some(Box::new(MatchRecognizeOp::new(m, state)?)),
         PlanNode::Aggregate(a) => match a.window.as_ref().map(|w| &w.kind) {
             None => Some(Box::new(GroupAggregateOp::new(a, state)?)),
-            Some(WindowKind::Session { .. }) => Some(Box::new(SessionWindowOp::new(a)?)),
+            Some(WindowKind::Session { .. }) => Some(Box::new(SessionWindowOp::new(a, state)?)),
             Some(_) => Some(Box::new(WindowAggregateOp::new(a, state)?)),
         },
     })
@@ -573,6 +575,7 @@ pub fn launch(
             ops.push(Box::new(TableSourceOp::new(
                 src.schema.clone(),
                 src.materialize,
+                OperatorState::table_source(store.clone(), stage, subtask),
             )?));
         }
         for (o, n) in stages[stage].ops.iter().enumerate() {

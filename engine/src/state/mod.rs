@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod codec;
+pub mod snapshot;
 pub mod store;
 
 pub use checkpoint::{Manifest, QueryStateDir};
