@@ -309,3 +309,61 @@ async fn bad_records_reach_the_processing_log_topic_and_the_query_goes_on() {
     assert_eq!(q.errors.total(), 1);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_of_a_query_fences_the_first() {
+    let input = unique("zombie_in");
+    let output = unique("zombie_out");
+    create_topic(&input, 1);
+    produce(&input, &[Out::kv("o1", r#"{"amount": 12000}"#)]);
+    let state = tempfile::tempdir().unwrap();
+    let service = unique("riffle_zombie");
+    let start = || async {
+        let mut kafka = KafkaConfig::new(bootstrap());
+        kafka.service_id = service.clone();
+        let engine = Engine::new(EngineConfig {
+            kafka: Some(kafka),
+            state_dir: Some(state.path().to_path_buf()),
+            checkpoint_interval: Duration::from_millis(200),
+            parallelism: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        execute(
+            &engine,
+            &format!(
+                "CREATE STREAM orders (id STRING KEY, amount DOUBLE) \
+                 WITH (kafka_topic='{input}', value_format='JSON');\
+                 CREATE STREAM big WITH (kafka_topic='{output}', partitions=1) AS \
+                 SELECT id, amount FROM orders WHERE amount > 10000;"
+            ),
+        )
+        .await;
+        engine
+    };
+    let old = start().await;
+    read(&output, |r| !r.is_empty()).await;
+    // The same query started again (a restarted process while the old one still runs): its
+    // producer takes over the transactional id, and the old instance can no longer commit.
+    let new = start().await;
+    produce(&input, &[Out::kv("o2", r#"{"amount": 15000}"#)]);
+    let zombie = old.queries()[0].clone();
+    let status = tokio::time::timeout(WAIT, zombie.wait())
+        .await
+        .expect("the old instance stops within 60s");
+    let QueryStatus::Failed(reason) = status else {
+        panic!("the old instance should fail, it is {status:?}")
+    };
+    // Kafka answers the fenced producer's next transactional call with "there is a newer
+    // producer with the same transactionalId which fences the current one"; tansu sometimes
+    // leaves its EndTxn unanswered instead, so the commit times out. Either way it commits
+    // nothing.
+    assert!(
+        reason.contains("fences the current one") || reason.contains("committing the transaction"),
+        "{reason}"
+    );
+    let records = read(&output, |r| r.iter().any(|r| r.key_text() == "o2")).await;
+    assert!(records.iter().any(|r| r.key_text() == "o1"));
+    assert_eq!(new.queries()[0].status(), QueryStatus::Running);
+    new.shutdown().await;
+}
