@@ -51,6 +51,17 @@ async fn read(
         .expect("the reader thread finishes")
 }
 
+/// Waits until the latest value per key of `topic` is `want`, and checks it.
+async fn expect_latest(topic: &str, want: &[(&str, serde_json::Value)]) {
+    let want: BTreeMap<String, serde_json::Value> = want
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let expected = want.clone();
+    let records = read(topic, move |r| latest_by_key(r) == expected).await;
+    assert_eq!(latest_by_key(&records), want);
+}
+
 fn page_view(account: &str, user: &str, ts: i64) -> Out {
     Out::kv(account, &json!({"user_id": user, "ts": ts}).to_string())
 }
@@ -139,15 +150,14 @@ async fn table_from_a_compacted_topic_aggregates_upserts_and_deletes() {
         ),
     )
     .await;
-    let want: BTreeMap<String, serde_json::Value> = [
-        ("enterprise".to_string(), json!({"ACCOUNTS": 1})),
-        ("smb".to_string(), json!({"ACCOUNTS": 2})),
-    ]
-    .into_iter()
-    .collect();
-    let expected = want.clone();
-    let records = read(&output, move |r| latest_by_key(r) == expected).await;
-    assert_eq!(latest_by_key(&records), want);
+    expect_latest(
+        &output,
+        &[
+            ("enterprise", json!({"ACCOUNTS": 1})),
+            ("smb", json!({"ACCOUNTS": 2})),
+        ],
+    )
+    .await;
     engine.shutdown().await;
 }
 
@@ -194,15 +204,14 @@ async fn debezium_change_events_feed_a_table() {
         ),
     )
     .await;
-    let want: BTreeMap<String, serde_json::Value> = [
-        ("new".to_string(), json!({"LEADS": 1})),
-        ("qualified".to_string(), json!({"LEADS": 2})),
-    ]
-    .into_iter()
-    .collect();
-    let expected = want.clone();
-    let records = read(&output, move |r| latest_by_key(r) == expected).await;
-    assert_eq!(latest_by_key(&records), want);
+    expect_latest(
+        &output,
+        &[
+            ("new", json!({"LEADS": 1})),
+            ("qualified", json!({"LEADS": 2})),
+        ],
+    )
+    .await;
     let q = &engine.queries()[0];
     assert_eq!(
         q.errors.total(),

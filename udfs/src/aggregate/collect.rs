@@ -7,8 +7,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 
 use super::{
-    AggregateFunction, GroupsAggregator, ensure, int_list_values, int_lists, is_retract,
-    list_scalar, list_values, scalar_lists, scalars_to_array,
+    AggregateFunction, GroupsAggregator, ensure, int_list_values, is_retract, list_scalar,
+    list_values, paired_lists, scalars_to_array,
 };
 
 /// Largest collection kept per group (ksqlDB's `ksql.functions.collect_list.limit` default).
@@ -149,25 +149,13 @@ impl GroupsAggregator for CollectState {
     }
 
     fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
-        let vals: Vec<Vec<ScalarValue>> = groups
-            .iter()
-            .map(|&g| {
-                self.values
-                    .get(g)
-                    .map(|v| v.iter().map(|(x, _)| x.clone()).collect())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let counts = groups.iter().map(|&g| {
-            self.values
-                .get(g)
-                .map(|v| v.iter().map(|(_, c)| *c).collect())
-                .unwrap_or_default()
-        });
-        Ok(vec![
-            scalar_lists(vals.iter().map(|v| v.as_slice()), &self.dt)?,
-            int_lists(counts),
-        ])
+        paired_lists(
+            &self.values,
+            groups,
+            &self.dt,
+            |(x, _)| x.clone(),
+            |(_, c)| *c,
+        )
     }
 
     fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {

@@ -124,6 +124,29 @@ pub(crate) fn list_values(a: &ArrayRef, row: usize) -> Result<Vec<ScalarValue>> 
         .collect()
 }
 
+/// The state of aggregates that keep, per group, a list of values each paired with a number
+/// (a count or an arrival sequence): a list of the values and a list of the numbers per group.
+pub(crate) fn paired_lists<T>(
+    per_group: &[Vec<T>],
+    groups: &[usize],
+    dt: &DataType,
+    value: impl Fn(&T) -> ScalarValue,
+    number: impl Fn(&T) -> i64,
+) -> Result<Vec<ArrayRef>> {
+    let entries = |g: usize| per_group.get(g).map(Vec::as_slice).unwrap_or_default();
+    let vals: Vec<Vec<ScalarValue>> = groups
+        .iter()
+        .map(|&g| entries(g).iter().map(&value).collect())
+        .collect();
+    let numbers = groups
+        .iter()
+        .map(|&g| entries(g).iter().map(&number).collect());
+    Ok(vec![
+        scalar_lists(vals.iter().map(|v| v.as_slice()), dt)?,
+        int_lists(numbers),
+    ])
+}
+
 /// A `List(Int64)` array of one list of numbers per group.
 pub(crate) fn int_lists(lists: impl Iterator<Item = Vec<i64>>) -> ArrayRef {
     Arc::new(datafusion::arrow::array::ListArray::from_iter_primitive::<

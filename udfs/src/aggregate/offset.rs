@@ -6,8 +6,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 
 use super::{
-    AggregateFunction, GroupsAggregator, ensure, int_list_values, int_lists, list_scalar,
-    list_values, scalar_lists, scalars_to_array,
+    AggregateFunction, GroupsAggregator, ensure, int_list_values, list_scalar, list_values,
+    paired_lists, scalars_to_array,
 };
 
 /// Parsed literal parameters: how many values (None = a single value) and whether NULLs count.
@@ -137,25 +137,13 @@ impl GroupsAggregator for OffsetState {
     }
 
     fn state(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
-        let vals: Vec<Vec<ScalarValue>> = groups
-            .iter()
-            .map(|&g| {
-                self.values
-                    .get(g)
-                    .map(|v| v.iter().map(|(_, x)| x.clone()).collect())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let seqs = groups.iter().map(|&g| {
-            self.values
-                .get(g)
-                .map(|v| v.iter().map(|(s, _)| *s as i64).collect())
-                .unwrap_or_default()
-        });
-        Ok(vec![
-            scalar_lists(vals.iter().map(|v| v.as_slice()), &self.dt)?,
-            int_lists(seqs),
-        ])
+        paired_lists(
+            &self.values,
+            groups,
+            &self.dt,
+            |(_, x)| x.clone(),
+            |(s, _)| *s as i64,
+        )
     }
 
     fn restore(&mut self, groups: &[usize], state: &[ArrayRef]) -> Result<()> {
