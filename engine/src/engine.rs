@@ -134,6 +134,10 @@ pub struct Engine {
     queries: Mutex<BTreeMap<String, Arc<QueryHandle>>>,
     properties: Mutex<BTreeMap<String, String>>,
     query_counter: AtomicU64,
+    /// Numbers push and pull queries apart from persistent ones, so a persistent query's id
+    /// (and with it its state directory and consumer group) depends only on the statements
+    /// that created persistent queries before it.
+    transient_counter: AtomicU64,
     stepped: bool,
     producer: std::sync::OnceLock<Arc<KafkaProducer>>,
 }
@@ -162,6 +166,7 @@ impl Engine {
             queries: Mutex::new(BTreeMap::new()),
             properties: Mutex::new(BTreeMap::new()),
             query_counter: AtomicU64::new(0),
+            transient_counter: AtomicU64::new(0),
             stepped: false,
             producer: std::sync::OnceLock::new(),
         })
@@ -1024,7 +1029,7 @@ impl Engine {
         let id = format!(
             "transient_{}_{}",
             q.from.name,
-            self.query_counter.fetch_add(1, Ordering::SeqCst)
+            self.transient_counter.fetch_add(1, Ordering::SeqCst)
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let columns = plan.columns.clone();
@@ -1078,7 +1083,7 @@ impl Engine {
         let id = format!(
             "pull_{}_{}",
             q.from.name,
-            self.query_counter.fetch_add(1, Ordering::SeqCst)
+            self.transient_counter.fetch_add(1, Ordering::SeqCst)
         );
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut services = self.services();

@@ -664,3 +664,108 @@ async fn headless_server_runs_its_queries_file_and_refuses_statements() {
     }
     assert_eq!(rows[1]["row"]["columns"], json!(["u1", 1]));
 }
+
+/// A `riffle server` process whose stderr lines are collected.
+struct LoggedServer {
+    _process: ServerProcess,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+    base: String,
+}
+
+impl LoggedServer {
+    fn start(state: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(riffle_tests::riffle_bin())
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--checkpoint-interval",
+                "200ms",
+            ])
+            .arg("--state-dir")
+            .arg(state)
+            .env("RIFFLE_LOG", "riffle::checkpoint=info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        let mut server = LoggedServer {
+            _process: ServerProcess(child),
+            lines,
+            base: String::new(),
+        };
+        let line = server.wait_for("listening on");
+        server.base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in: {line}"))
+            .to_string();
+        server
+    }
+
+    /// Waits (up to 30 s) for a stderr line containing `text`.
+    fn wait_for(&self, text: &str) -> String {
+        for _ in 0..300 {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no line with {text:?} within 30 s:\n{}",
+            self.lines.lock().unwrap().join("\n")
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_runs_its_queries_again_from_their_checkpoints() {
+    let state = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let first = LoggedServer::start(state.path());
+    let (status, body) = ksql(
+        &c,
+        &first.base,
+        "CREATE STREAM events (k STRING, v BIGINT) WITH (connector='datagen', rate=200, seed=3, \
+         'fields.k.values'='a,b,c');\
+         CREATE TABLE totals AS SELECT k, COUNT(*) AS n FROM events GROUP BY k;\
+         CREATE STREAM skipped AS SELECT * FROM events WHERE v < 0;\
+         TERMINATE CSAS_SKIPPED_1;",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    first.wait_for("query CTAS_TOTALS_0: checkpoint 2 committed");
+    drop(first);
+
+    // A new process on the same state directory: the command log brings the stream, the table
+    // and the query back, and the query resumes its newest checkpoint.
+    let second = LoggedServer::start(state.path());
+    let replayed = second.wait_for("replayed");
+    assert!(replayed.contains("replayed 4 statement(s)"), "{replayed}");
+    second.wait_for("query CTAS_TOTALS_0 resumes checkpoint");
+    let (status, body) = ksql(&c, &second.base, "SHOW QUERIES;").await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body[0]["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["CTAS_TOTALS_0"],
+        "the terminated query stays terminated"
+    );
+    second.wait_for("query CTAS_TOTALS_0: checkpoint");
+}

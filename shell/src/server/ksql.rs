@@ -99,6 +99,7 @@ pub async fn ksql(
                 return Err(ApiError::statement(message, &stmt.text, entities));
             }
         };
+        state.record(stmt);
         if let Some(e) = entity(&state, stmt, result) {
             entities.push(e);
         }

@@ -3,7 +3,10 @@
 //! queries stream from `POST /query`, `POST /query-stream` and the `/ws/query` WebSocket; rows
 //! are inserted with `POST /inserts-stream`; `GET /metrics` serves Prometheus text. Binds
 //! 127.0.0.1 by default; optional HTTP Basic auth and bearer tokens; request bodies are capped.
+//! With a state directory, the statements defining streams, tables and persistent queries are
+//! kept in a command log and replayed when the server restarts.
 
+pub mod command_log;
 mod inserts;
 mod ksql;
 mod metrics;
@@ -70,18 +73,39 @@ pub struct AppState {
     commands: Mutex<HashMap<String, (String, String)>>,
     /// Sequence number of the last command.
     command_seq: AtomicU64,
+    /// Where statements that define what the server runs are recorded, when it keeps state.
+    command_log: Option<command_log::CommandLog>,
 }
 
 impl AppState {
     /// State for an engine and config.
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Arc<Self> {
+        Self::with_command_log(engine, config, None)
+    }
+
+    /// State for an engine and config that records its defining statements in `log`.
+    pub fn with_command_log(
+        engine: Arc<Engine>,
+        config: ServerConfig,
+        log: Option<command_log::CommandLog>,
+    ) -> Arc<Self> {
         Arc::new(AppState {
             engine,
             config,
             push_queries: Mutex::new(HashMap::new()),
             commands: Mutex::new(HashMap::new()),
             command_seq: AtomicU64::new(0),
+            command_log: log,
         })
+    }
+
+    /// Records a statement that succeeded in the command log, if the server keeps one.
+    pub fn record(&self, stmt: &riffle_sql::ast::Statement) {
+        if let Some(log) = &self.command_log
+            && let Err(e) = log.record(stmt)
+        {
+            tracing::warn!("cannot append to {}: {e}", log.path().display());
+        }
     }
 }
 
@@ -324,7 +348,29 @@ pub async fn run_server(opts: ServerOptions) -> anyhow::Result<std::process::Exi
     config.headless = opts.queries_file.is_some();
     let mut engine_config = riffle_engine::EngineConfig::default();
     opts.engine.apply(&file.engine, &mut engine_config)?;
+    let state_dir = engine_config.state_dir.clone();
     let engine = Arc::new(Engine::new(engine_config)?);
+    let mut log = None;
+    if let (Some(dir), false) = (&state_dir, config.headless) {
+        let l = command_log::CommandLog::open(dir)
+            .with_context(|| format!("cannot open the command log in {}", dir.display()))?;
+        let (ran, failed) = l.replay(&engine).await?;
+        if ran + failed.len() > 0 {
+            eprintln!(
+                "replayed {ran} statement(s) from {}{}",
+                l.path().display(),
+                if failed.is_empty() {
+                    ""
+                } else {
+                    "; these failed:"
+                }
+            );
+        }
+        for f in failed {
+            eprintln!("  {f}");
+        }
+        log = Some(l);
+    }
     if let Some(path) = &opts.queries_file {
         let sql = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -345,7 +391,7 @@ pub async fn run_server(opts: ServerOptions) -> anyhow::Result<std::process::Exi
             ""
         }
     );
-    let state = AppState::new(engine.clone(), config);
+    let state = AppState::with_command_log(engine.clone(), config, log);
     tokio::select! {
         r = serve(listener, state) => r?,
         _ = tokio::signal::ctrl_c() => eprintln!("Stopping…"),
