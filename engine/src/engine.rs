@@ -540,25 +540,7 @@ impl Engine {
     /// unchanged, which makes it the view's time attribute (usable in window TVFs).
     fn view_time_attribute(&self, q: &Query) -> Option<String> {
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
-        let source_time = catalog.get(&q.from.name)?.timestamp.clone()?;
-        for item in &q.projection {
-            match item {
-                riffle_sql::ast::SelectItem::Wildcard => return Some(source_time),
-                riffle_sql::ast::SelectItem::QualifiedWildcard(_) => {}
-                riffle_sql::ast::SelectItem::Expr { expr, alias } => {
-                    use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
-                    let name = match expr {
-                        SqlExpr::Identifier(id) => Some(&id.value),
-                        SqlExpr::CompoundIdentifier(ids) if ids.len() == 2 => Some(&ids[1].value),
-                        _ => None,
-                    };
-                    if name == Some(&source_time) {
-                        return Some(alias.clone().unwrap_or(source_time));
-                    }
-                }
-            }
-        }
-        None
+        riffle_sql::catalog::view_time_attribute(&catalog, q)
     }
 
     fn create_source(&self, c: &CreateSource, sql: &str) -> Result<StatementResult> {
@@ -609,7 +591,7 @@ impl Engine {
     /// Builds the definition of the relation a `CREATE … AS SELECT` writes.
     fn sink_def(&self, c: &CreateAsSelect, plan: &QueryPlan, sql: &str) -> Result<SourceDef> {
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
-        let source = catalog.require(&c.query.from.name)?;
+        let source = catalog.require(c.query.base_source())?;
         let defaults = self.defaults();
         let has_keys = plan.columns.iter().any(|col| col.key);
         let connector = connector_from(&c.properties)?;
@@ -1028,7 +1010,7 @@ impl Engine {
         services.from_end = !reset.eq_ignore_ascii_case("earliest");
         let id = format!(
             "transient_{}_{}",
-            q.from.name,
+            q.base_source(),
             self.transient_counter.fetch_add(1, Ordering::SeqCst)
         );
         let (tx, rx) = mpsc::unbounded_channel();
@@ -1082,7 +1064,7 @@ impl Engine {
         };
         let id = format!(
             "pull_{}_{}",
-            q.from.name,
+            q.base_source(),
             self.transient_counter.fetch_add(1, Ordering::SeqCst)
         );
         let (tx, mut rx) = mpsc::unbounded_channel();

@@ -339,6 +339,8 @@ pub struct Relation {
     pub tvf: Option<WindowTvf>,
     /// A `MATCH_RECOGNIZE` clause applied to the relation.
     pub match_recognize: Option<Box<MatchRecognize>>,
+    /// A derived table, `(SELECT …) AS alias`: the relation is this query's result.
+    pub subquery: Option<Box<Query>>,
 }
 
 /// Where matching resumes after a match (`AFTER MATCH SKIP …`).
@@ -408,6 +410,17 @@ pub struct MatchRecognize {
     pub within: Option<Duration>,
     /// `DEFINE v AS condition`.
     pub define: Vec<(String, Expr)>,
+}
+
+impl Query {
+    /// The stream or table the query reads first: the first relation of `FROM`, or for a
+    /// derived table, the one its query reads first.
+    pub fn base_source(&self) -> &str {
+        match &self.from.subquery {
+            Some(sub) => sub.base_source(),
+            None => &self.from.name,
+        }
+    }
 }
 
 impl Relation {

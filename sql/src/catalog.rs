@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 
 use crate::ast::{
-    CreateSource, CreateView, HeaderSpec, Properties, PropertyValue, Query, SourceKind,
+    CreateSource, CreateView, HeaderSpec, Properties, PropertyValue, Query, SelectItem, SourceKind,
 };
 use crate::error::{Result, SqlError};
 
@@ -493,11 +493,46 @@ pub fn view_from_create(
     timestamp: Option<String>,
     sql: &str,
 ) -> SourceDef {
+    view_def(&c.name, c.query.clone(), columns, timestamp, sql)
+}
+
+/// The event-time column a view over `q` carries: its source's timestamp column when the query
+/// passes it through (under its alias, if renamed).
+pub fn view_time_attribute(catalog: &Catalog, q: &Query) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
+    let source_time = catalog.get(q.base_source())?.timestamp.clone()?;
+    for item in &q.projection {
+        match item {
+            SelectItem::Wildcard => return Some(source_time),
+            SelectItem::QualifiedWildcard(_) => {}
+            SelectItem::Expr { expr, alias } => {
+                let name = match expr {
+                    SqlExpr::Identifier(id) => Some(&id.value),
+                    SqlExpr::CompoundIdentifier(ids) if ids.len() == 2 => Some(&ids[1].value),
+                    _ => None,
+                };
+                if name == Some(&source_time) {
+                    return Some(alias.clone().unwrap_or(source_time));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The catalog entry of a view named `name` over `query`.
+pub fn view_def(
+    name: &str,
+    query: Query,
+    columns: Vec<Column>,
+    timestamp: Option<String>,
+    sql: &str,
+) -> SourceDef {
     SourceDef {
-        name: c.name.clone(),
+        name: name.to_string(),
         kind: SourceKind::Stream,
         columns,
-        topic: c.name.clone(),
+        topic: name.to_string(),
         key_format: FormatSpec::new(FormatKind::None),
         value_format: FormatSpec::new(FormatKind::Json),
         timestamp,
@@ -510,7 +545,7 @@ pub fn view_from_create(
         sql: sql.to_string(),
         properties: Properties::new(),
         computed: Vec::new(),
-        view: Some(Box::new(c.query.clone())),
+        view: Some(Box::new(query)),
     }
 }
 

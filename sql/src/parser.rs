@@ -903,6 +903,21 @@ impl StatementParser<'_, '_> {
     }
 
     fn parse_relation(&mut self) -> PResult<Relation> {
+        if self.p.peek_token_ref().token == Token::LParen {
+            let start = self.p.next_token().span.start;
+            let query = self.parse_query()?;
+            self.p.expect_token(&Token::RParen)?;
+            let alias = self.parse_alias()?;
+            return Ok(Relation {
+                name: alias
+                    .clone()
+                    .unwrap_or_else(|| format!("SUBQUERY_{}_{}", start.line, start.column)),
+                alias,
+                tvf: None,
+                match_recognize: None,
+                subquery: Some(Box::new(query)),
+            });
+        }
         if self.peek_word().as_deref() == Some("TABLE")
             && self.p.peek_nth_token_ref(1).token == Token::LParen
         {
@@ -916,6 +931,7 @@ impl StatementParser<'_, '_> {
                 alias,
                 tvf: Some(tvf),
                 match_recognize: None,
+                subquery: None,
             });
         }
         if let Token::Word(w) = &self.p.peek_token_ref().token
@@ -938,6 +954,7 @@ impl StatementParser<'_, '_> {
             alias,
             tvf: None,
             match_recognize,
+            subquery: None,
         })
     }
 

@@ -227,6 +227,14 @@ impl<'a> Planner<'a> {
 
     /// Plans a query.
     pub fn plan_query(&self, q: &Query) -> Result<QueryPlan> {
+        if let Some((catalog, rewritten)) = self.derived_tables(q)? {
+            return Planner {
+                catalog: &catalog,
+                registry: self.registry,
+                transient: self.transient,
+            }
+            .plan_query(&rewritten);
+        }
         let desugared = crate::window_tvf::desugar(q, self.catalog)?;
         let q = &desugared;
         for j in &q.joins {
@@ -443,6 +451,47 @@ impl<'a> Planner<'a> {
             columns,
             ..plan
         })
+    }
+
+    /// Derived tables (`FROM (SELECT …) AS t`, also in joins) become views over their queries,
+    /// under names of their own in a copy of the catalog, and the query reads those views.
+    /// `None` when the query has no derived table.
+    fn derived_tables(&self, q: &Query) -> Result<Option<(Catalog, Query)>> {
+        let mut relations = std::iter::once(&q.from).chain(q.joins.iter().map(|j| &j.relation));
+        if !relations.any(|r| r.subquery.is_some()) {
+            return Ok(None);
+        }
+        let mut catalog = self.catalog.clone();
+        let mut out = q.clone();
+        let relations =
+            std::iter::once(&mut out.from).chain(out.joins.iter_mut().map(|j| &mut j.relation));
+        for (i, r) in relations.enumerate() {
+            let Some(sub) = r.subquery.take() else {
+                continue;
+            };
+            // Planned as views are wherever they are read: as a transient query, whose result
+            // need not select the source's key.
+            let plan = Planner {
+                catalog: self.catalog,
+                registry: self.registry,
+                transient: true,
+            }
+            .plan_query(&sub)?;
+            let alias = r.qualifier().to_string();
+            let name = format!("__DERIVED_{i}_{alias}");
+            let timestamp = crate::catalog::view_time_attribute(self.catalog, &sub);
+            let sql = format!("derived table {alias}");
+            catalog.insert(crate::catalog::view_def(
+                &name,
+                *sub,
+                plan.columns,
+                timestamp,
+                &sql,
+            ));
+            r.alias = Some(alias);
+            r.name = name;
+        }
+        Ok(Some((catalog, out)))
     }
 
     /// A relation read under `alias`: a source, or a view planned in place.

@@ -37,6 +37,9 @@ impl FunctionRegistry {
         let reused: Vec<(&str, Arc<ScalarUDF>)> = vec![
             ("UCASE", df::string::upper()),
             ("LCASE", df::string::lower()),
+            // Flink's names for the same functions.
+            ("UPPER", df::string::upper()),
+            ("LOWER", df::string::lower()),
             ("TRIM", df::string::btrim()),
             ("LTRIM", df::string::ltrim()),
             ("RTRIM", df::string::rtrim()),

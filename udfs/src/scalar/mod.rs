@@ -3,6 +3,7 @@
 pub mod cast;
 pub mod conditional;
 pub mod datetime;
+pub mod extract;
 pub mod java_time;
 pub mod json;
 pub mod math;
@@ -19,6 +20,7 @@ pub fn functions() -> Vec<ScalarUDF> {
     let mut f = Vec::new();
     f.extend(math::functions());
     f.extend(string::functions());
+    f.extend(extract::functions());
     f.extend(datetime::functions());
     f.extend(json::functions());
     f.extend(conditional::functions());
