@@ -3,9 +3,18 @@
 //! measurements (events/s, events per CPU-second, peak RSS) the harness reports.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use riffle_engine::connectors::Poll;
+use riffle_engine::connectors::nexmark::NexmarkReader;
 use riffle_engine::{Engine, EngineConfig};
+use riffle_sql::catalog::Connector;
+use riffle_sql::planner::Planner;
 
 /// Every query of the suite, in order; `cep/…` are the MATCH_RECOGNIZE queries.
 pub const QUERIES: &[&str] = &[
@@ -156,4 +165,118 @@ pub async fn run(query: &str, w: &Workload, parallelism: usize) -> Result<Measur
         cpu_seconds: cpu,
         peak_rss: peak_rss(),
     })
+}
+
+/// Batch equivalents (DataFusion SQL over the generator's table `datagen`) of the suite's
+/// stateless queries and of its regular joins (which, over the whole input, give the same rows).
+pub fn batch_sql(query: &str) -> Option<&'static str> {
+    Some(match query {
+        "q0" => {
+            "SELECT BID['AUCTION'], BID['BIDDER'], BID['PRICE'], BID['dateTime'], BID['EXTRA'] \
+             FROM DATAGEN WHERE EVENT_TYPE = 2"
+        }
+        "q1" => {
+            "SELECT BID['AUCTION'], BID['BIDDER'], CAST(0.908 * BID['PRICE'] AS DECIMAL(23, 3)), \
+             BID['dateTime'], BID['EXTRA'] FROM DATAGEN WHERE EVENT_TYPE = 2"
+        }
+        "q2" => {
+            "SELECT BID['AUCTION'], BID['PRICE'] FROM DATAGEN \
+             WHERE EVENT_TYPE = 2 AND BID['AUCTION'] % 123 = 0"
+        }
+        "q3" => {
+            "SELECT P.PERSON['NAME'], P.PERSON['CITY'], P.PERSON['STATE'], A.AUCTION['ID'] \
+             FROM DATAGEN A JOIN DATAGEN P ON A.AUCTION['SELLER'] = P.PERSON['ID'] \
+             WHERE A.EVENT_TYPE = 1 AND P.EVENT_TYPE = 0 AND A.AUCTION['CATEGORY'] = 10 \
+             AND (P.PERSON['STATE'] = 'OR' OR P.PERSON['STATE'] = 'ID' OR P.PERSON['STATE'] = 'CA')"
+        }
+        "q20" => {
+            "SELECT B.BID['AUCTION'], B.BID['PRICE'], A.AUCTION['ITEMNAME'] \
+             FROM DATAGEN B JOIN DATAGEN A ON B.BID['AUCTION'] = A.AUCTION['ID'] \
+             WHERE B.EVENT_TYPE = 2 AND A.EVENT_TYPE = 1 AND A.AUCTION['CATEGORY'] = 10"
+        }
+        _ => return None,
+    })
+}
+
+/// An error as the text the harness reports.
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Generates the workload's events as batches of the `datagen` table's columns.
+pub async fn events_in_memory(w: &Workload) -> Result<Vec<RecordBatch>, String> {
+    let engine = Engine::new(EngineConfig::default()).map_err(text)?;
+    let ddl = std::fs::read_to_string(kit_dir().join("ddl_gen.sql")).map_err(text)?;
+    engine.execute(&fill(&ddl, w)).await.map_err(text)?;
+    let def = engine.catalog().require("DATAGEN").map_err(text)?;
+    let Connector::Nexmark(opts) = &def.connector else {
+        return Err("datagen is not a nexmark source".into());
+    };
+    let schema = Planner::source_schema(&def);
+    let mut reader = NexmarkReader::new(opts, schema.clone());
+    let keep: Vec<usize> = (0..schema.key_count + schema.value_count).collect();
+    let mut out = Vec::new();
+    while let Poll::Batch(b) = reader.poll(8192).map_err(text)? {
+        out.push(b.project(&keep).map_err(text)?);
+    }
+    Ok(out)
+}
+
+/// Runs the DataFusion batch form of `query` ([`batch_sql`]) over the workload's events held in
+/// memory (generation is not timed) and measures it.
+pub async fn run_batch(query: &str, w: &Workload) -> Result<Measurement, String> {
+    let sql = batch_sql(query).ok_or_else(|| format!("no batch form of {query}"))?;
+    let batches = events_in_memory(w).await?;
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or("the generator made no events")?;
+    // The generator's columns are upper-case, as riffle names them: keep identifiers as written.
+    let config =
+        SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", false);
+    let ctx = SessionContext::new_with_config(config);
+    let table = MemTable::try_new(schema, vec![batches]).map_err(text)?;
+    ctx.register_table(TableReference::bare("DATAGEN"), Arc::new(table))
+        .map_err(text)?;
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let results = ctx
+        .sql(sql)
+        .await
+        .map_err(text)?
+        .collect()
+        .await
+        .map_err(text)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(Measurement {
+        events: w.events,
+        rows_out: results.iter().map(|b| b.num_rows() as u64).sum(),
+        seconds,
+        cpu_seconds: cpu_seconds() - cpu0,
+        peak_rss: peak_rss(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Workload, batch_sql, run, run_batch};
+
+    /// Over the whole input, the streaming queries must give the rows DataFusion computes in
+    /// batch from the same events: the stateless ones and the regular joins.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streaming_rows_equal_batch_rows() {
+        let w = Workload {
+            events: 20_000,
+            ..Default::default()
+        };
+        for q in ["q0", "q1", "q2", "q3", "q20"] {
+            assert!(batch_sql(q).is_some());
+            let streaming = run(q, &w, 2).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+            let batch = run_batch(q, &w)
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
+            assert!(batch.rows_out > 0, "{q}: the batch query finds rows");
+            assert_eq!(streaming.rows_out, batch.rows_out, "{q}");
+        }
+    }
 }

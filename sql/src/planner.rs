@@ -80,7 +80,12 @@ struct Rel {
     joined: bool,
     /// The column holding event time, when not ROWTIME.
     time_attr: Option<String>,
+    /// A view or derived table (Flink SQL constructs): its joins follow Flink's rules.
+    view: bool,
 }
+
+/// The time bound of a regular (unbounded) join on each side: a thousand years.
+const UNBOUNDED_MS: i64 = 1000 * 365 * 86_400_000;
 
 /// Physical names of the system columns every layout carries.
 const SYSTEM_FIELDS: &[&str] = &[ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND];
@@ -357,6 +362,7 @@ impl<'a> Planner<'a> {
                 window: None,
                 joined: false,
                 time_attr: None,
+                view: false,
             };
             for (i, j) in q.joins.iter().enumerate() {
                 rel = self.plan_join(rel, j, i, &alias)?;
@@ -531,6 +537,7 @@ impl<'a> Planner<'a> {
                 window: plan.window,
                 joined: false,
                 time_attr: def.timestamp.clone(),
+                view: true,
             });
         }
         Ok(Rel {
@@ -549,6 +556,7 @@ impl<'a> Planner<'a> {
             window: def.window,
             joined: false,
             time_attr: def.timestamp.clone(),
+            view: false,
         })
     }
 
@@ -749,9 +757,22 @@ impl<'a> Planner<'a> {
                 after_ms: w.after.as_millis() as i64,
                 grace_ms: w.grace.map(|g| g.as_millis() as i64),
             },
+            (SourceKind::Stream, SourceKind::Stream, None)
+                if (left.view || right.view) && j.kind == JoinKind::Inner =>
+            {
+                // Flink's regular join: every row joins every row of the other side with the
+                // same key, whenever it arrived; both sides are kept for good.
+                JoinType::StreamStream {
+                    before_ms: UNBOUNDED_MS,
+                    after_ms: UNBOUNDED_MS,
+                    grace_ms: Some(0),
+                }
+            }
             (SourceKind::Stream, SourceKind::Stream, None) => {
                 return Err(SqlError::semantic(format!(
-                    "stream-stream joins need a WITHIN clause, e.g. JOIN {} WITHIN 10 SECONDS ON …",
+                    "stream-stream joins need a WITHIN clause, e.g. JOIN {} WITHIN 10 SECONDS ON … \
+                     (without one, only INNER joins of views or derived tables are planned, as \
+                     Flink's regular joins with state kept for good)",
                     j.relation.name
                 )));
             }
@@ -982,6 +1003,7 @@ impl<'a> Planner<'a> {
             window: None,
             joined: true,
             time_attr: None,
+            view: left.view || right.view,
         })
     }
 

@@ -6,20 +6,10 @@
 //! Usage: `cargo run --release -p riffle-benches --bin nexmark -- [--events N] [--queries q0,q1]`
 
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Parser;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
 use riffle_benches::nexmark::{self, Measurement, QUERIES, Workload};
-use riffle_engine::connectors::Poll;
-use riffle_engine::connectors::nexmark::NexmarkReader;
-use riffle_engine::{Engine, EngineConfig};
-use riffle_sql::catalog::Connector;
-use riffle_sql::planner::Planner;
 
 #[derive(Parser)]
 #[command(about = "Run the Nexmark queries and print throughput, CPU and memory")]
@@ -44,26 +34,6 @@ struct Args {
     one_batch: Option<String>,
 }
 
-/// Batch equivalents (DataFusion SQL over the generator's table `datagen`) of the suite's
-/// stateless queries.
-fn batch_sql(query: &str) -> Option<&'static str> {
-    Some(match query {
-        "q0" => {
-            "SELECT bid['AUCTION'], bid['BIDDER'], bid['PRICE'], bid['dateTime'], bid['EXTRA'] \
-             FROM datagen WHERE event_type = 2"
-        }
-        "q1" => {
-            "SELECT bid['AUCTION'], bid['BIDDER'], CAST(0.908 * bid['PRICE'] AS DECIMAL(23, 3)), \
-             bid['dateTime'], bid['EXTRA'] FROM datagen WHERE event_type = 2"
-        }
-        "q2" => {
-            "SELECT bid['AUCTION'], bid['PRICE'] FROM datagen \
-             WHERE event_type = 2 AND bid['AUCTION'] % 123 = 0"
-        }
-        _ => return None,
-    })
-}
-
 fn line(m: &Measurement) -> String {
     format!(
         "{} {} {:.6} {:.6} {}",
@@ -83,48 +53,11 @@ fn parse_line(s: &str) -> Option<Measurement> {
     })
 }
 
-/// Generates the workload's events as batches of the `datagen` table's columns.
-async fn events_in_memory(w: &Workload) -> Result<Vec<RecordBatch>> {
-    let engine = Engine::new(EngineConfig::default())?;
-    let ddl = std::fs::read_to_string(nexmark::kit_dir().join("ddl_gen.sql"))?;
-    engine.execute(&nexmark::fill(&ddl, w)).await?;
-    let def = engine.catalog().require("DATAGEN")?;
-    let Connector::Nexmark(opts) = &def.connector else {
-        bail!("datagen is not a nexmark source");
-    };
-    let schema = Planner::source_schema(&def);
-    let mut reader = NexmarkReader::new(opts, schema.clone());
-    let keep = schema.key_count + schema.value_count;
-    let mut out = Vec::new();
-    while let Poll::Batch(b) = reader.poll(8192)? {
-        out.push(b.project(&(0..keep).collect::<Vec<_>>())?);
-    }
-    Ok(out)
-}
-
-async fn run_batch(query: &str, w: &Workload) -> Result<Measurement> {
-    let sql = batch_sql(query).with_context(|| format!("no batch form of {query}"))?;
-    let batches = events_in_memory(w).await?;
-    let ctx = SessionContext::new();
-    let table = MemTable::try_new(batches[0].schema(), vec![batches])?;
-    ctx.register_table("datagen", Arc::new(table))?;
-    let cpu0 = nexmark::cpu_seconds();
-    let t0 = Instant::now();
-    let results = ctx.sql(sql).await?.collect().await?;
-    let seconds = t0.elapsed().as_secs_f64();
-    Ok(Measurement {
-        events: w.events,
-        rows_out: results.iter().map(|b| b.num_rows() as u64).sum(),
-        seconds,
-        cpu_seconds: nexmark::cpu_seconds() - cpu0,
-        peak_rss: nexmark::peak_rss(),
-    })
-}
-
 fn child(args: &[&str]) -> Result<Measurement, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
         .args(args)
+        .env("RUST_BACKTRACE", "0")
         .output()
         .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -160,7 +93,9 @@ fn main() -> Result<()> {
         return Ok(());
     }
     if let Some(q) = &args.one_batch {
-        let m = rt.block_on(run_batch(q, &w))?;
+        let m = rt
+            .block_on(nexmark::run_batch(q, &w))
+            .map_err(|e| anyhow::anyhow!("{q}: {e}"))?;
         println!("MEASURED {}", line(&m));
         return Ok(());
     }
@@ -204,7 +139,7 @@ fn main() -> Result<()> {
         println!("| query | batch events/s | streaming events/s | streaming ÷ batch |");
         println!("|---|---:|---:|---:|");
         for (q, m) in &streaming {
-            if batch_sql(q).is_none() {
+            if nexmark::batch_sql(q).is_none() {
                 continue;
             }
             match child(&["--one-batch", q, "--events", &events, "--parallelism", &par]) {
