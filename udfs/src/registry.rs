@@ -57,6 +57,12 @@ impl FunctionRegistry {
         for (name, f) in reused {
             r.register_scalar(name.to_string(), f);
         }
+        // Flink's names for functions riffle has under ksqlDB's: same arguments, same results.
+        for (flink, ksql) in [("DATE_FORMAT", "FORMAT_TIMESTAMP")] {
+            if let Some(f) = r.scalars.get(ksql).cloned() {
+                r.register_scalar(flink.to_string(), f);
+            }
+        }
         for a in aggregate::builtin() {
             r.aggregates.insert(a.name().to_string(), a);
         }
