@@ -50,6 +50,9 @@ pub struct StreamStreamJoinOp {
     output: JoinOutput,
     stream_time: i64,
     seq: u64,
+    /// No kept row is older than this (a lower bound): expiry scans the state only once the
+    /// retention limit passes it, not for every row.
+    oldest: i64,
     store: OperatorState,
 }
 
@@ -84,6 +87,7 @@ impl StreamStreamJoinOp {
             converter,
             stream_time: i64::MIN,
             seq: 0,
+            oldest: i64::MIN,
             store: store.clone(),
         };
         store.resume(&mut op)?;
@@ -119,12 +123,18 @@ impl StreamStreamJoinOp {
 
     fn expire(&mut self) {
         let limit = self.stream_time.saturating_sub(self.retention);
+        if limit <= self.oldest {
+            return;
+        }
+        let mut oldest = i64::MAX;
         for s in &mut self.sides {
             s.store.retain(|_, entries| {
                 entries.retain(|e| e.ts >= limit);
+                oldest = entries.iter().map(|e| e.ts).fold(oldest, i64::min);
                 !entries.is_empty()
             });
         }
+        self.oldest = oldest;
     }
 
     fn close_pending(&mut self, out: &mut Vec<JoinedRow>) {
@@ -132,10 +142,11 @@ impl StreamStreamJoinOp {
         for side in 0..2 {
             let after = self.after_of(side);
             let st = self.stream_time;
+            // Pending rows are ordered by time: the closed ones are a prefix.
             let closed: Vec<(i64, u64)> = self.sides[side]
                 .pending
                 .keys()
-                .filter(|(ts, _)| ts.saturating_add(after).saturating_add(grace) < st)
+                .take_while(|(ts, _)| ts.saturating_add(after).saturating_add(grace) < st)
                 .copied()
                 .collect();
             for k in closed {
@@ -296,6 +307,7 @@ impl Operator for StreamStreamJoinOp {
                 }
             }
             if t >= self.stream_time.saturating_sub(self.retention) {
+                self.oldest = self.oldest.min(t);
                 self.sides[side]
                     .store
                     .entry(key)
