@@ -240,8 +240,9 @@ fn source_readers(
     stage: usize,
     resume: Option<&Manifest>,
 ) -> Result<Vec<Reader>> {
-    let mut readers = open_readers(src, services, gate, query, stage, resume)?;
-    if let Some(saved) = resume.and_then(|m| m.sources.get(&position_key(stage, &src.def.topic))) {
+    let saved = resume.and_then(|m| m.sources.get(&position_key(stage, &src.def.topic)));
+    let mut readers = open_readers(src, services, gate, query, saved)?;
+    if let Some(saved) = saved {
         for (r, _) in readers.iter_mut() {
             r.seek(saved)?;
         }
@@ -249,13 +250,14 @@ fn source_readers(
     Ok(readers)
 }
 
+/// The readers of a source; Kafka readers are opened at the `saved` positions of a resumed
+/// checkpoint (other readers are moved there afterwards by [`SourceReader::seek`]).
 fn open_readers(
     src: &SourceNode,
     services: &Services,
     gate: &Option<Arc<ReadGate>>,
     query: &str,
-    stage: usize,
-    resume: Option<&Manifest>,
+    saved: Option<&std::collections::BTreeMap<i32, i64>>,
 ) -> Result<Vec<Reader>> {
     let def = &src.def;
     let cfg = &services.config;
@@ -291,7 +293,6 @@ fn open_readers(
             })?;
             let n = cfg.parallelism.clamp(1, partitions);
             let group = kafka::group_for_query(kcfg, query);
-            let saved = resume.and_then(|m| m.sources.get(&position_key(stage, &def.topic)));
             let fallback = if services.from_end || services.kafka_from_end {
                 StartOffset::Latest
             } else {

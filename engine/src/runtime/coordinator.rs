@@ -146,21 +146,7 @@ impl Coordinator {
 
     /// Waits until checkpoint `epoch` is committed; fails if the query stops first.
     pub async fn wait_committed(&self, epoch: u64) -> Result<(), QueryStatus> {
-        let mut committed = self.committed.subscribe();
-        let mut status = self.status.subscribe();
-        loop {
-            if *committed.borrow_and_update() >= epoch {
-                return Ok(());
-            }
-            let s = status.borrow_and_update().clone();
-            if s != QueryStatus::Running {
-                return Err(s);
-            }
-            tokio::select! {
-                r = committed.changed() => if r.is_err() { return Err(self.status()) },
-                r = status.changed() => if r.is_err() { return Err(self.status()) },
-            }
-        }
+        self.wait_until(&self.committed, epoch).await
     }
 
     /// A sink subtask reached the end of its input.
@@ -188,10 +174,19 @@ impl Coordinator {
 
     /// Waits until every sink acknowledged barrier `id`; fails if the query stops first.
     pub async fn wait_barrier(&self, id: u64) -> Result<(), QueryStatus> {
-        let mut completed = self.completed.subscribe();
+        self.wait_until(&self.completed, id).await
+    }
+
+    /// Waits until `counter` reaches `target`; fails if the query stops first.
+    async fn wait_until(
+        &self,
+        counter: &watch::Sender<u64>,
+        target: u64,
+    ) -> Result<(), QueryStatus> {
+        let mut reached = counter.subscribe();
         let mut status = self.status.subscribe();
         loop {
-            if *completed.borrow_and_update() >= id {
+            if *reached.borrow_and_update() >= target {
                 return Ok(());
             }
             let s = status.borrow_and_update().clone();
@@ -199,7 +194,7 @@ impl Coordinator {
                 return Err(s);
             }
             tokio::select! {
-                r = completed.changed() => if r.is_err() { return Err(self.status()) },
+                r = reached.changed() => if r.is_err() { return Err(self.status()) },
                 r = status.changed() => if r.is_err() { return Err(self.status()) },
             }
         }

@@ -195,15 +195,6 @@ impl QueryStateDir {
         }
         Ok(manifest)
     }
-
-    /// Removes the live database (a fresh start).
-    pub fn clear_live(&self) -> Result<()> {
-        let live = self.live();
-        if live.exists() {
-            std::fs::remove_dir_all(&live).map_err(io(format!("removing {}", live.display())))?;
-        }
-        Ok(())
-    }
 }
 
 fn sync_dir(p: &Path) -> Result<()> {

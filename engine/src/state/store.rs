@@ -206,11 +206,6 @@ impl StateStore {
         cp.create_checkpoint(dir)
             .map_err(|e| rocks(&format!("writing a checkpoint to {}", dir.display()), e))
     }
-
-    /// Approximate bytes of live state on disk.
-    pub fn disk_bytes(&self) -> u64 {
-        self.path().map(dir_size).unwrap_or(0)
-    }
 }
 
 /// Total size of the files under a directory.
@@ -238,11 +233,6 @@ pub struct StateTable {
 }
 
 impl StateTable {
-    /// The store this table belongs to.
-    pub fn store(&self) -> &Arc<StateStore> {
-        &self.store
-    }
-
     fn with_cf<T>(
         &self,
         f: impl FnOnce(&Db, &Arc<rocksdb::BoundColumnFamily<'_>>) -> Result<T>,
@@ -344,18 +334,6 @@ impl StateTable {
             wo.disable_wal(true);
             db.write_opt(batch, &wo)
                 .map_err(|e| rocks(&format!("expiring entries of {}", self.name), e))
-        })
-    }
-
-    /// Removes every entry of this subtask.
-    pub fn clear(&self) -> Result<()> {
-        self.with_cf(|db, cf| {
-            let subtask = u32::from_be_bytes(self.prefix[..4].try_into().unwrap_or([0; 4]));
-            let end = (subtask as u64 + 1).to_be_bytes();
-            let mut batch = WriteBatch::default();
-            batch.delete_range_cf(cf, self.prefix.as_slice(), &end[4..]);
-            db.write(batch)
-                .map_err(|e| rocks(&format!("clearing {}", self.name), e))
         })
     }
 }
