@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod latency;
 pub mod nexmark;
 
 use std::sync::Arc;

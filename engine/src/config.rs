@@ -43,6 +43,9 @@ pub struct EngineConfig {
     pub fresh_state: bool,
     /// Entries (groups) one operator subtask keeps in memory; beyond, state lives in RocksDB.
     pub state_cache_entries: usize,
+    /// Nexmark events generated ahead of time (in the nexmark source's layout, see
+    /// `NexmarkReader::replaying`): nexmark sources replay them instead of generating.
+    pub nexmark_events: Option<std::sync::Arc<Vec<datafusion::arrow::array::RecordBatch>>>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             checkpoints_kept: 3,
             fresh_state: false,
             state_cache_entries: 1_000_000,
+            nexmark_events: None,
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct IntervalCondition {
 }
 
 /// The conjuncts of an `AND` tree.
-fn conjuncts(e: &SqlExpr, out: &mut Vec<SqlExpr>) {
+pub(crate) fn conjuncts(e: &SqlExpr, out: &mut Vec<SqlExpr>) {
     match e {
         SqlExpr::Nested(inner) => conjuncts(inner, out),
         SqlExpr::BinaryOp {

@@ -53,6 +53,26 @@ impl KeyGroup {
     }
 }
 
+/// The join key of one side: its one key expression, or a struct of several (a join on more
+/// than one equality), compared as a whole.
+fn composite_key(mut keys: Vec<PlannedExpr>, scope: &Scope) -> Result<PlannedExpr> {
+    if keys.len() == 1 {
+        return Ok(keys.remove(0));
+    }
+    let mut args = Vec::with_capacity(keys.len() * 2);
+    for (i, k) in keys.into_iter().enumerate() {
+        args.push(datafusion::logical_expr::lit(format!("K{i}")));
+        args.push(k.expr);
+    }
+    compile(
+        Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+            datafusion::functions::core::named_struct(),
+            args,
+        )),
+        scope,
+    )
+}
+
 /// Renames column references (a side's fields as they appear after the join).
 fn remap(e: &Expr, map: &std::collections::HashMap<String, String>) -> Expr {
     use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -529,10 +549,18 @@ impl<'a> Planner<'a> {
             columns.push(system(alias, ROWTIME, DataType::Int64));
             columns.push(system(alias, ROWPARTITION, DataType::Int32));
             columns.push(system(alias, ROWOFFSET, DataType::Int64));
+            // A windowed aggregation emitting final results adds each window's rows once and
+            // never changes them: read as a view, it is an append-only stream (Flink's window
+            // TVF aggregations are insert-only).
+            let kind = if plan.window.is_some() && plan.emit == Emit::Final {
+                SourceKind::Stream
+            } else {
+                plan.kind
+            };
             return Ok(Rel {
                 node: plan.root,
                 scope: Scope { columns },
-                kind: plan.kind,
+                kind,
                 keys: Vec::new(),
                 window: plan.window,
                 joined: false,
@@ -683,58 +711,81 @@ impl<'a> Planner<'a> {
         } else {
             None
         };
-        let mut on = interval.as_ref().map(|i| &i.equality).unwrap_or(&j.on);
-        while let SqlExpr::Nested(inner) = on {
-            on = inner;
-        }
-        let SqlExpr::BinaryOp {
-            left: a,
-            op: BinaryOperator::Eq,
-            right: b,
-        } = on
-        else {
-            return Err(SqlError::semantic(format!(
-                "join criteria must be an equality between the two sides, got {}",
-                j.on
-            )));
-        };
+        let on = interval.as_ref().map(|i| &i.equality).unwrap_or(&j.on);
         let plans = |e: &SqlExpr, scope: &Scope| {
             ExprPlanner::new(scope.clone(), self.registry)
                 .plan(e)
                 .is_ok()
         };
-        let (lexpr, rexpr) = if plans(a, &left.scope) && plans(b, &right.scope) {
-            (a.as_ref(), b.as_ref())
-        } else if plans(b, &left.scope) && plans(a, &right.scope) {
-            (b.as_ref(), a.as_ref())
-        } else {
-            return Err(SqlError::semantic(format!(
-                "join criteria {} must compare an expression of the left side with one of {}",
-                j.on, ralias
-            )));
-        };
-        let mut lp = ExprPlanner::new(left.scope.clone(), self.registry);
-        let mut rp = ExprPlanner::new(right.scope.clone(), self.registry);
-        let mut lkey = lp.plan_physical(lexpr)?;
-        let mut rkey = rp.plan_physical(rexpr)?;
-        if lkey.data_type != rkey.data_type {
-            let common = crate::expr::wider(&lkey.data_type, &rkey.data_type);
-            let cast = |p: PlannedExpr, scope: &Scope| -> Result<PlannedExpr> {
-                compile(
-                    Expr::Cast(datafusion::logical_expr::Cast::new(
-                        Box::new(p.expr),
-                        common.clone(),
-                    )),
-                    scope,
-                )
-            };
-            if lkey.data_type != common {
-                lkey = cast(lkey, &left.scope)?;
-            }
-            if rkey.data_type != common {
-                rkey = cast(rkey, &right.scope)?;
+        // Equalities between the two sides make the join key; anything else is a condition
+        // on the joined row (regular inner stream joins only).
+        let mut parts = Vec::new();
+        crate::interval_join::conjuncts(on, &mut parts);
+        let mut pairs: Vec<(SqlExpr, SqlExpr)> = Vec::new();
+        let mut residual: Vec<SqlExpr> = Vec::new();
+        for part in parts {
+            match &part {
+                SqlExpr::BinaryOp {
+                    left: a,
+                    op: BinaryOperator::Eq,
+                    right: b,
+                } if plans(a, &left.scope) && plans(b, &right.scope) => {
+                    pairs.push((a.as_ref().clone(), b.as_ref().clone()))
+                }
+                SqlExpr::BinaryOp {
+                    left: a,
+                    op: BinaryOperator::Eq,
+                    right: b,
+                } if plans(b, &left.scope) && plans(a, &right.scope) => {
+                    pairs.push((b.as_ref().clone(), a.as_ref().clone()))
+                }
+                _ => residual.push(part),
             }
         }
+        let both_streams = left.kind == SourceKind::Stream && right.kind == SourceKind::Stream;
+        if pairs.is_empty() || (!both_streams && (pairs.len() > 1 || !residual.is_empty())) {
+            return Err(SqlError::semantic(format!(
+                "join criteria must be an equality between the two sides, got {}",
+                j.on
+            )));
+        }
+        if !residual.is_empty() && j.kind != JoinKind::Inner {
+            return Err(SqlError::semantic(format!(
+                "only INNER joins take conditions other than equalities between the two sides, \
+                 got {}",
+                j.on
+            )));
+        }
+        let mut lp = ExprPlanner::new(left.scope.clone(), self.registry);
+        let mut rp = ExprPlanner::new(right.scope.clone(), self.registry);
+        let mut lkeys = Vec::new();
+        let mut rkeys = Vec::new();
+        for (a, b) in &pairs {
+            let mut lkey = lp.plan_physical(a)?;
+            let mut rkey = rp.plan_physical(b)?;
+            if lkey.data_type != rkey.data_type {
+                let common = crate::expr::wider(&lkey.data_type, &rkey.data_type);
+                let cast = |p: PlannedExpr, scope: &Scope| -> Result<PlannedExpr> {
+                    compile(
+                        Expr::Cast(datafusion::logical_expr::Cast::new(
+                            Box::new(p.expr),
+                            common.clone(),
+                        )),
+                        scope,
+                    )
+                };
+                if lkey.data_type != common {
+                    lkey = cast(lkey, &left.scope)?;
+                }
+                if rkey.data_type != common {
+                    rkey = cast(rkey, &right.scope)?;
+                }
+            }
+            lkeys.push(lkey);
+            rkeys.push(rkey);
+        }
+        let lkey = composite_key(lkeys, &left.scope)?;
+        let rkey = composite_key(rkeys, &right.scope)?;
         let is_column = |p: &PlannedExpr, rel: &Rel| -> Option<String> {
             match &p.expr {
                 Expr::Column(c) => rel.scope.by_field(&c.name).map(|sc| sc.field.clone()),
@@ -987,7 +1038,7 @@ impl<'a> Planner<'a> {
                 role: ColumnRole::System,
             });
         }
-        let node = PlanNode::Join(JoinNode {
+        let mut node = PlanNode::Join(JoinNode {
             left: Box::new(left_node),
             right: Box::new(right_node),
             kind: j.kind,
@@ -995,6 +1046,15 @@ impl<'a> Planner<'a> {
             schema,
             display: j.on.to_string(),
         });
+        for condition in residual {
+            let predicate =
+                ExprPlanner::new(scope.clone(), self.registry).plan_physical(&condition)?;
+            node = PlanNode::Filter(FilterNode {
+                input: Box::new(node),
+                predicate,
+                display: condition.to_string(),
+            });
+        }
         Ok(Rel {
             node,
             scope,

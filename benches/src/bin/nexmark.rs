@@ -1,7 +1,9 @@
 //! `nexmark`: runs the Nexmark suite (`../shared/nexmark/queries/`, Flink SQL as written) from the
 //! in-process generator into blackhole sinks and prints a markdown table of events/s, events per
 //! CPU-second and peak RSS. Each query runs in its own child process so peak RSS is its own.
-//! `--batch` adds DataFusion batch runs of q0, q1 and q2 over the same events held in memory.
+//! `--batch` adds, for the queries with a batch form, DataFusion batch runs over the events
+//! held in memory and streaming runs replaying the same events from memory (generation untimed):
+//! the streaming ÷ batch ratio compares the two.
 //!
 //! Usage: `cargo run --release -p riffle-benches --bin nexmark -- [--events N] [--queries q0,q1]`
 
@@ -9,7 +11,7 @@ use std::process::Command;
 
 use anyhow::Result;
 use clap::Parser;
-use riffle_benches::nexmark::{self, Measurement, QUERIES, Workload};
+use riffle_benches::nexmark::{self, Feed, Measurement, QUERIES, Workload};
 
 #[derive(Parser)]
 #[command(about = "Run the Nexmark queries and print throughput, CPU and memory")]
@@ -23,12 +25,16 @@ struct Args {
     /// Subtasks per operator after a shuffle.
     #[arg(long, default_value_t = 2)]
     parallelism: usize,
-    /// Also run q0–q2 as DataFusion batch queries over the same events in memory.
+    /// Also run the queries that have a batch form as DataFusion batch queries over the same
+    /// events held in memory, and as streaming queries replaying those events from memory.
     #[arg(long)]
     batch: bool,
     /// Internal: run one streaming query in this process and print its measurement.
     #[arg(long, hide = true)]
     one: Option<String>,
+    /// Internal: with --one, replay events generated before timing starts.
+    #[arg(long, hide = true)]
+    from_memory: bool,
     /// Internal: run one batch query in this process and print its measurement.
     #[arg(long, hide = true)]
     one_batch: Option<String>,
@@ -86,8 +92,13 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     if let Some(q) = &args.one {
+        let feed = if args.from_memory {
+            Feed::Memory
+        } else {
+            Feed::Generator
+        };
         let m = rt
-            .block_on(nexmark::run(q, &w, args.parallelism))
+            .block_on(nexmark::run_fed(q, &w, args.parallelism, feed))
             .map_err(|e| anyhow::anyhow!("{q}: {e}"))?;
         println!("MEASURED {}", line(&m));
         return Ok(());
@@ -135,21 +146,28 @@ fn main() -> Result<()> {
         }
     }
     if args.batch {
-        println!("\nStreaming vs DataFusion batch over the same events in memory\n");
-        println!("| query | batch events/s | streaming events/s | streaming ÷ batch |");
-        println!("|---|---:|---:|---:|");
-        for (q, m) in &streaming {
+        println!("\nStreaming vs DataFusion batch over the same events held in memory\n");
+        println!(
+            "| query | batch events/s | streaming events/s (events in memory) | streaming ÷ batch | \
+             streaming events/s per core (events in memory) |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        for (q, _) in &streaming {
             if nexmark::batch_sql(q).is_none() {
                 continue;
             }
-            match child(&["--one-batch", q, "--events", &events, "--parallelism", &par]) {
-                Ok(b) => println!(
-                    "| {q} | {:.0} | {:.0} | {:.2} |",
+            let common = ["--events", &events, "--parallelism", &par];
+            let batch = child(&[&["--one-batch", q][..], &common].concat());
+            let replayed = child(&[&["--one", q, "--from-memory"][..], &common].concat());
+            match (batch, replayed) {
+                (Ok(b), Ok(m)) => println!(
+                    "| {q} | {:.0} | {:.0} | {:.2} | {:.0} |",
                     b.events_per_second(),
                     m.events_per_second(),
-                    m.events_per_second() / b.events_per_second()
+                    m.events_per_second() / b.events_per_second(),
+                    m.events_per_core_second()
                 ),
-                Err(e) => println!("| {q} | failed: {e} | | |"),
+                (Err(e), _) | (_, Err(e)) => println!("| {q} | failed: {e} | | | |"),
             }
         }
     }

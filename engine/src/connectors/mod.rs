@@ -83,7 +83,7 @@ impl SourceReader {
             },
             SourceReader::Nexmark(n) => SourcePositions {
                 kafka_topic: None,
-                offsets: single(n.position()),
+                offsets: [(n.subtask(), n.position())].into_iter().collect(),
             },
             SourceReader::Kafka(k) => SourcePositions {
                 kafka_topic: Some(k.topic().to_string()),
@@ -107,7 +107,11 @@ impl SourceReader {
             SourceReader::Memory(m) => m.seek(offsets),
             SourceReader::File(f) => f.seek(first)?,
             SourceReader::Datagen(d) => d.seek(first),
-            SourceReader::Nexmark(n) => n.seek(first),
+            SourceReader::Nexmark(n) => {
+                if let Some(at) = offsets.get(&n.subtask()) {
+                    n.seek(*at);
+                }
+            }
             SourceReader::Kafka(_) => {}
         }
         Ok(())

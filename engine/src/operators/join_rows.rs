@@ -1,4 +1,4 @@
-//! Row storage and output assembly shared by the join operators: rows are kept as one-row
+//! Row storage and output assembly of the stream-table and table-table joins: rows are kept as one-row
 //! slices of their input batches, and output rows are assembled column by column from the key
 //! source, the left row (or NULLs) and the right row (or NULLs).
 

@@ -3,17 +3,23 @@
 //! side's rows whose time lies in the window. Outer joins pad unmatched rows with NULLs: at once
 //! in the legacy form (no `GRACE PERIOD`), or when the row's window closes when a grace period is
 //! declared — unless a match arrives first. Kept and pending rows are checkpointed.
+//!
+//! Kept rows stay in the input batches they arrived in (a batch is dropped once none of its
+//! rows is kept) and are referred to by batch and row; output batches are gathered from those
+//! batches column by column (`interleave`), not assembled row by row.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int8Array, Int32Array, Int64Array, RecordBatch, new_null_array,
+};
+use datafusion::arrow::compute::{cast, concat_batches, interleave, interleave_record_batch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use riffle_sql::ast::JoinKind;
 use riffle_sql::plan::{ChangeOp, JoinNode, JoinType, StreamSchema};
 
-use super::join_rows::{JoinOutput, JoinedRow};
 use super::{OpContext, Operator, OperatorState, Snapshot, ops_of};
 use crate::error::{EngineError, Result};
 use crate::runtime::Barrier;
@@ -25,16 +31,153 @@ type SideMarks = (Vec<(i64, u64)>, Vec<(i64, u64)>);
 /// Bookkeeping of a snapshot: stream time, the next sequence number, and each side's marks.
 type Bookkeeping = (i64, u64, [SideMarks; 2]);
 
+/// A kept row: its time, its arrival number, and where it lives (kept batch id, row).
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     ts: i64,
     seq: u64,
-    row: RecordBatch,
+    batch: u32,
+    row: u32,
 }
 
 #[derive(Default)]
 struct Side {
     store: HashMap<OwnedRow, Vec<Entry>>,
+    /// Input batches holding kept rows, by id, with how many of their rows are kept.
+    batches: HashMap<u32, (RecordBatch, usize)>,
+    next_batch: u32,
     pending: BTreeMap<(i64, u64), (OwnedRow, RecordBatch)>,
+}
+
+impl Side {
+    /// Forgets kept rows older than `limit`, and the batches left without kept rows; returns
+    /// the oldest time still kept (or `oldest` if older).
+    fn expire(&mut self, limit: i64, mut oldest: i64) -> i64 {
+        let Side { store, batches, .. } = self;
+        store.retain(|_, entries| {
+            entries.retain(|e| {
+                let keep = e.ts >= limit;
+                if !keep && let Some(b) = batches.get_mut(&e.batch) {
+                    b.1 -= 1;
+                    if b.1 == 0 {
+                        batches.remove(&e.batch);
+                    }
+                }
+                keep
+            });
+            oldest = entries.iter().map(|e| e.ts).fold(oldest, i64::min);
+            !entries.is_empty()
+        });
+        oldest
+    }
+}
+
+/// Where one output row's parts come from: `(source, row)` into the left and right source
+/// lists of [`Gather`], `None` for NULL padding.
+struct OutRow {
+    left: Option<(usize, usize)>,
+    right: Option<(usize, usize)>,
+    rowtime: i64,
+}
+
+/// The rows of one output batch, as references into the batches they come from.
+#[derive(Default)]
+struct Gather {
+    sources: [Vec<RecordBatch>; 2],
+    kept: HashMap<(usize, u32), usize>,
+    rows: Vec<OutRow>,
+}
+
+impl Gather {
+    /// Adds `batch` as a source of `side`; returns its index.
+    fn add(&mut self, side: usize, batch: RecordBatch) -> usize {
+        self.sources[side].push(batch);
+        self.sources[side].len() - 1
+    }
+
+    /// The source index of kept batch `id` of `side`, adding it on first use.
+    fn kept(&mut self, side: usize, id: u32, sides: &[Side; 2]) -> Option<usize> {
+        if let Some(i) = self.kept.get(&(side, id)) {
+            return Some(*i);
+        }
+        let batch = sides[side].batches.get(&id)?.0.clone();
+        let i = self.add(side, batch);
+        self.kept.insert((side, id), i);
+        Some(i)
+    }
+
+    /// Gathers column `col` of `side`'s sources (cast to `dt`), with a trailing one-row NULL
+    /// source for padding.
+    fn column(
+        &self,
+        side: usize,
+        col: usize,
+        dt: &datafusion::arrow::datatypes::DataType,
+    ) -> Result<Vec<ArrayRef>> {
+        let mut arrays = Vec::with_capacity(self.sources[side].len() + 1);
+        for b in &self.sources[side] {
+            let a = b.column(col);
+            arrays.push(if a.data_type() == dt {
+                a.clone()
+            } else {
+                cast(a, dt)?
+            });
+        }
+        arrays.push(new_null_array(dt, 1));
+        Ok(arrays)
+    }
+
+    /// Builds the output batch: the key from the left row (the right one when the left is
+    /// padding), then the left values, the right values and the system columns.
+    fn build(&self, out: &StreamSchema, inputs: &[StreamSchema; 2]) -> Result<Option<RecordBatch>> {
+        if self.rows.is_empty() {
+            return Ok(None);
+        }
+        let fields = out.arrow.fields();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+        let gather = |arrays: &[ArrayRef], indices: &[(usize, usize)]| -> Result<ArrayRef> {
+            let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+            Ok(interleave(&refs, indices)?)
+        };
+        for k in 0..out.key_count {
+            let dt = fields[k].data_type();
+            let mut arrays = self.column(0, k, dt)?;
+            let lefts = arrays.len();
+            arrays.extend(self.column(1, k, dt)?);
+            let indices: Vec<(usize, usize)> = self
+                .rows
+                .iter()
+                .map(|r| match (r.left, r.right) {
+                    (Some(l), _) => l,
+                    (None, Some((s, i))) => (lefts + s, i),
+                    (None, None) => (lefts - 1, 0),
+                })
+                .collect();
+            columns.push(gather(&arrays, &indices)?);
+        }
+        let mut col = out.key_count;
+        for (side, input) in inputs.iter().enumerate() {
+            for v in 0..input.value_count {
+                let arrays = self.column(side, input.key_count + v, fields[col].data_type())?;
+                let null = (arrays.len() - 1, 0);
+                let indices: Vec<(usize, usize)> = self
+                    .rows
+                    .iter()
+                    .map(|r| if side == 0 { r.left } else { r.right }.unwrap_or(null))
+                    .collect();
+                columns.push(gather(&arrays, &indices)?);
+                col += 1;
+            }
+        }
+        let n = self.rows.len();
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            self.rows.iter().map(|r| r.rowtime),
+        )));
+        columns.push(Arc::new(Int32Array::from(vec![0; n])));
+        columns.push(Arc::new(Int64Array::from(vec![0; n])));
+        columns.push(Arc::new(Int8Array::from(vec![ChangeOp::Insert as i8; n])));
+        Ok(Some(RecordBatch::try_new(out.arrow.clone(), columns)?))
+    }
 }
 
 /// Windowed stream-stream join.
@@ -47,7 +190,7 @@ pub struct StreamStreamJoinOp {
     sides: [Side; 2],
     inputs: [StreamSchema; 2],
     converter: RowConverter,
-    output: JoinOutput,
+    output: StreamSchema,
     stream_time: i64,
     seq: u64,
     /// No kept row is older than this (a lower bound): expiry scans the state only once the
@@ -82,7 +225,7 @@ impl StreamStreamJoinOp {
             grace: grace_ms,
             retention: node.join_type.retention_ms(),
             sides: [Side::default(), Side::default()],
-            output: JoinOutput::new(node.schema.clone(), &left, &right, left.value_count),
+            output: node.schema.clone(),
             inputs: [left, right],
             converter,
             stream_time: i64::MIN,
@@ -106,18 +249,12 @@ impl StreamStreamJoinOp {
         if side == 0 { self.after } else { self.before }
     }
 
-    fn padded(side: usize, row: RecordBatch, ts: i64) -> JoinedRow {
-        let (left, right) = if side == 0 {
-            (Some(row.clone()), None)
-        } else {
-            (None, Some(row.clone()))
-        };
-        JoinedRow {
-            key_from: row,
-            left,
-            right,
-            rowtime: ts,
-            op: ChangeOp::Insert,
+    /// An output row of `side`'s row `(source, row)` padded with NULLs.
+    fn padded(side: usize, at: (usize, usize), rowtime: i64) -> OutRow {
+        OutRow {
+            left: (side == 0).then_some(at),
+            right: (side == 1).then_some(at),
+            rowtime,
         }
     }
 
@@ -128,16 +265,12 @@ impl StreamStreamJoinOp {
         }
         let mut oldest = i64::MAX;
         for s in &mut self.sides {
-            s.store.retain(|_, entries| {
-                entries.retain(|e| e.ts >= limit);
-                oldest = entries.iter().map(|e| e.ts).fold(oldest, i64::min);
-                !entries.is_empty()
-            });
+            oldest = s.expire(limit, oldest);
         }
         self.oldest = oldest;
     }
 
-    fn close_pending(&mut self, out: &mut Vec<JoinedRow>) {
+    fn close_pending(&mut self, out: &mut Gather) {
         let Some(grace) = self.grace else { return };
         for side in 0..2 {
             let after = self.after_of(side);
@@ -151,7 +284,8 @@ impl StreamStreamJoinOp {
                 .collect();
             for k in closed {
                 if let Some((_, row)) = self.sides[side].pending.remove(&k) {
-                    out.push(Self::padded(side, row, k.0));
+                    let at = (out.add(side, row), 0);
+                    out.rows.push(Self::padded(side, at, k.0));
                 }
             }
         }
@@ -164,12 +298,26 @@ impl Snapshot for StreamStreamJoinOp {
         let mut batches = Vec::with_capacity(4);
         let mut marks: [SideMarks; 2] = Default::default();
         for (side, mark) in marks.iter_mut().enumerate() {
-            let kept: Vec<&Entry> = self.sides[side].store.values().flatten().collect();
+            let s = &self.sides[side];
+            let ids: Vec<u32> = s.batches.keys().copied().collect();
+            let position: HashMap<u32, usize> =
+                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            let kept: Vec<&Entry> = s.store.values().flatten().collect();
             mark.0 = kept.iter().map(|e| (e.ts, e.seq)).collect();
-            batches.push(concat_batches(
-                &self.inputs[side].arrow,
-                kept.iter().map(|e| &e.row),
-            )?);
+            let indices: Vec<(usize, usize)> = kept
+                .iter()
+                .filter_map(|e| Some((*position.get(&e.batch)?, e.row as usize)))
+                .collect();
+            let sources: Vec<&RecordBatch> = ids
+                .iter()
+                .filter_map(|id| s.batches.get(id))
+                .map(|b| &b.0)
+                .collect();
+            batches.push(if indices.is_empty() {
+                RecordBatch::new_empty(self.inputs[side].arrow.clone())
+            } else {
+                interleave_record_batch(&sources, &indices)?
+            });
             let pending = &self.sides[side].pending;
             mark.1 = pending.keys().copied().collect();
             batches.push(concat_batches(
@@ -193,13 +341,22 @@ impl Snapshot for StreamStreamJoinOp {
         for (side, (kept_marks, pending_marks)) in marks.into_iter().enumerate() {
             let kept = &batches[2 * side];
             let keys = self.converter.convert_columns(&kept.columns()[..1])?;
+            let s = &mut self.sides[side];
+            let id = s.next_batch;
+            s.next_batch += 1;
+            let mut count = 0;
             for (i, (ts, seq)) in kept_marks.into_iter().enumerate().take(kept.num_rows()) {
-                let row = kept.slice(i, 1);
-                self.sides[side]
-                    .store
-                    .entry(keys.row(i).owned())
-                    .or_default()
-                    .push(Entry { ts, seq, row });
+                s.store.entry(keys.row(i).owned()).or_default().push(Entry {
+                    ts,
+                    seq,
+                    batch: id,
+                    row: i as u32,
+                });
+                self.oldest = self.oldest.min(ts);
+                count += 1;
+            }
+            if count > 0 {
+                s.batches.insert(id, (kept.clone(), count));
             }
             let pending = &batches[2 * side + 1];
             let keys = self.converter.convert_columns(&pending.columns()[..1])?;
@@ -248,7 +405,12 @@ impl Operator for StreamStreamJoinOp {
         let ops = ops_of(&batch, schema.op());
         let keys = self.converter.convert_columns(&batch.columns()[..1])?;
         let other = 1 - side;
-        let mut out = Vec::new();
+        let mut out = Gather::default();
+        let current = out.add(side, batch.clone());
+        let id = self.sides[side].next_batch;
+        self.sides[side].next_batch += 1;
+        // Counts the rows kept from this batch (expiry may drop some again before the end).
+        self.sides[side].batches.insert(id, (batch.clone(), 0));
         for i in 0..batch.num_rows() {
             if ops.value(i) == ChangeOp::Delete as i8 {
                 continue;
@@ -257,36 +419,38 @@ impl Operator for StreamStreamJoinOp {
             self.stream_time = self.stream_time.max(t);
             self.expire();
             let key = keys.row(i).owned();
-            let row = batch.slice(i, 1);
             let (lo, hi) = if side == 0 {
                 (t.saturating_sub(self.before), t.saturating_add(self.after))
             } else {
                 (t.saturating_sub(self.after), t.saturating_add(self.before))
             };
-            let mut matches: Vec<(i64, u64, RecordBatch)> = self.sides[other]
+            let mut matches: Vec<Entry> = self.sides[other]
                 .store
                 .get(&key)
                 .map(|es| {
                     es.iter()
                         .filter(|e| e.ts >= lo && e.ts <= hi)
-                        .map(|e| (e.ts, e.seq, e.row.clone()))
+                        .copied()
                         .collect()
                 })
                 .unwrap_or_default();
-            matches.sort_by_key(|(ts, seq, _)| (*ts, *seq));
-            for (ts, seq, m) in &matches {
-                self.sides[other].pending.remove(&(*ts, *seq));
-                let (left, right) = if side == 0 {
-                    (row.clone(), m.clone())
-                } else {
-                    (m.clone(), row.clone())
+            matches.sort_by_key(|e| (e.ts, e.seq));
+            let here = (current, i);
+            for m in &matches {
+                self.sides[other].pending.remove(&(m.ts, m.seq));
+                let Some(src) = out.kept(other, m.batch, &self.sides) else {
+                    continue;
                 };
-                out.push(JoinedRow {
-                    key_from: row.clone(),
+                let there = (src, m.row as usize);
+                let (left, right) = if side == 0 {
+                    (here, there)
+                } else {
+                    (there, here)
+                };
+                out.rows.push(OutRow {
                     left: Some(left),
                     right: Some(right),
-                    rowtime: t.max(*ts),
-                    op: ChangeOp::Insert,
+                    rowtime: t.max(m.ts),
                 });
             }
             let seq = self.seq;
@@ -299,23 +463,29 @@ impl Operator for StreamStreamJoinOp {
                     }
                 };
                 if closed {
-                    out.push(Self::padded(side, row.clone(), t));
+                    out.rows.push(Self::padded(side, here, t));
                 } else {
                     self.sides[side]
                         .pending
-                        .insert((t, seq), (key.clone(), row.clone()));
+                        .insert((t, seq), (key.clone(), batch.slice(i, 1)));
                 }
             }
             if t >= self.stream_time.saturating_sub(self.retention) {
                 self.oldest = self.oldest.min(t);
-                self.sides[side]
-                    .store
-                    .entry(key)
-                    .or_default()
-                    .push(Entry { ts: t, seq, row });
+                let s = &mut self.sides[side];
+                s.store.entry(key).or_default().push(Entry {
+                    ts: t,
+                    seq,
+                    batch: id,
+                    row: i as u32,
+                });
+                s.batches.entry(id).or_insert_with(|| (batch.clone(), 0)).1 += 1;
             }
             self.close_pending(&mut out);
         }
-        Ok(self.output.build(&out)?.into_iter().collect())
+        if self.sides[side].batches.get(&id).is_some_and(|b| b.1 == 0) {
+            self.sides[side].batches.remove(&id);
+        }
+        Ok(out.build(&self.output, &self.inputs)?.into_iter().collect())
     }
 }

@@ -355,10 +355,21 @@ fn open_readers(
             )]
         }
         Connector::Nexmark(opts) => {
-            vec![(
-                SourceReader::Nexmark(Box::new(NexmarkReader::new(opts, src.schema.clone()))),
-                None,
-            )]
+            let subtasks = cfg.parallelism.max(1);
+            let mut out = Vec::with_capacity(subtasks);
+            for i in 0..subtasks {
+                let reader = match &cfg.nexmark_events {
+                    Some(events) => {
+                        NexmarkReader::replaying(opts, src.schema.clone(), events.clone())?
+                    }
+                    None => NexmarkReader::new(opts, src.schema.clone()),
+                };
+                out.push((
+                    SourceReader::Nexmark(Box::new(reader.split(i, subtasks))),
+                    None,
+                ));
+            }
+            out
         }
         Connector::Stdout | Connector::Blackhole => {
             return Err(EngineError::Connector(format!(

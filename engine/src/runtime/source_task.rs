@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::max;
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use tokio::sync::mpsc;
 
@@ -73,6 +74,17 @@ impl WatermarkTracker {
         let times = batch.column(rowtime).as_primitive::<Int64Type>();
         let parts = batch.column(partition).as_primitive::<Int32Type>();
         let now = Instant::now();
+        // Most batches come from one partition: one max over the column then.
+        if let Some(&first) = parts.values().first()
+            && parts.values().iter().all(|p| *p == first)
+        {
+            if let Some(max) = max(times) {
+                let e = self.partitions.entry(first).or_insert((i64::MIN, now));
+                e.0 = e.0.max(max);
+                e.1 = now;
+            }
+            return;
+        }
         for i in 0..batch.num_rows() {
             let e = self
                 .partitions

@@ -218,15 +218,42 @@ fn struct_column(
     )?))
 }
 
+/// The rest of the pre-generated batch holding event `at`, with the number of its first event.
+fn replayed(events: &[RecordBatch], at: u64) -> (RecordBatch, u64) {
+    let mut start = 0u64;
+    for b in events {
+        let rows = b.num_rows() as u64;
+        if at < start + rows {
+            let skip = (at - start) as usize;
+            return (b.slice(skip, b.num_rows() - skip), start);
+        }
+        start += rows;
+    }
+    let empty = match events.first() {
+        Some(b) => RecordBatch::new_empty(b.schema()),
+        None => RecordBatch::new_empty(Arc::new(datafusion::arrow::datatypes::Schema::empty())),
+    };
+    (empty, start)
+}
+
 /// Generates Nexmark events for one source.
 pub struct NexmarkReader {
     schema: StreamSchema,
     slots: Vec<Slot>,
     layout: EventLayout,
     fields: FieldSource,
+    seed: u64,
     next: u64,
     end: Option<u64>,
+    subtask: u64,
+    subtasks: u64,
+    replay: Option<Arc<Vec<RecordBatch>>>,
 }
+
+/// Events per block: the unit of generation, of randomness (each block draws from its own seeded
+/// generator, so its events do not depend on batch sizes or on which subtask makes it) and of
+/// the split between parallel subtasks (block `b` belongs to subtask `b mod subtasks`).
+pub const BLOCK_EVENTS: u64 = 4096;
 
 impl NexmarkReader {
     /// A generator producing batches of `schema` (a relation's layout).
@@ -249,12 +276,56 @@ impl NexmarkReader {
             slots,
             layout: EventLayout::new(opts),
             fields: FieldSource::new(opts.seed),
+            seed: opts.seed,
             next: 0,
             end: opts.events,
+            subtask: 0,
+            subtasks: 1,
+            replay: None,
         }
     }
 
-    /// Events generated so far.
+    /// This reader as subtask `subtask` of `subtasks`: it makes every `subtasks`-th block of
+    /// events, starting with block `subtask`; together the subtasks make the whole stream.
+    pub fn split(mut self, subtask: usize, subtasks: usize) -> Self {
+        self.subtasks = subtasks.max(1) as u64;
+        self.subtask = (subtask as u64).min(self.subtasks - 1);
+        self.next = self.subtask * BLOCK_EVENTS;
+        self
+    }
+
+    /// The subtask this reader is (its partition in positions and `ROWPARTITION`).
+    pub fn subtask(&self) -> i32 {
+        self.subtask as i32
+    }
+
+    /// The first event of this subtask's block after the one holding event `n`.
+    fn next_block_after(&self, n: u64) -> u64 {
+        (n / BLOCK_EVENTS + self.subtasks) * BLOCK_EVENTS
+    }
+
+    /// A reader that replays `events` (batches this connector generated earlier, in `schema`'s
+    /// layout) instead of generating: benchmarks use it to time the dataflow without the
+    /// generator.
+    pub fn replaying(
+        opts: &NexmarkOptions,
+        schema: StreamSchema,
+        events: Arc<Vec<RecordBatch>>,
+    ) -> Result<Self> {
+        if let Some(b) = events.first()
+            && b.schema() != schema.arrow
+        {
+            return Err(crate::error::EngineError::Connector(
+                "the pre-generated Nexmark events do not have this source's columns".into(),
+            ));
+        }
+        let mut reader = NexmarkReader::new(opts, schema);
+        reader.end = Some(events.iter().map(|b| b.num_rows() as u64).sum());
+        reader.replay = Some(events);
+        Ok(reader)
+    }
+
+    /// The next event this reader makes (its position, for checkpoints).
     pub fn position(&self) -> i64 {
         self.next as i64
     }
@@ -264,22 +335,30 @@ impl NexmarkReader {
         self.next = next.max(0) as u64;
     }
 
-    /// Produces up to `max` events.
-    pub fn poll(&mut self, max: usize) -> Result<Poll> {
-        let mut n = max.max(1) as u64;
-        if let Some(end) = self.end {
-            if self.next >= end {
-                return Ok(Poll::Exhausted);
-            }
-            n = n.min(end - self.next);
+    /// Produces the rest of the current block. `max` is not applied: a block is generated whole
+    /// so that its events never depend on batch sizes (blocks are [`BLOCK_EVENTS`] long).
+    pub fn poll(&mut self, _max: usize) -> Result<Poll> {
+        let end = self.end.unwrap_or(u64::MAX);
+        if self.next >= end {
+            return Ok(Poll::Exhausted);
         }
-        let first = self.next;
-        let mut b = Builders::new(n as usize);
-        for e in first..first + n {
+        if let Some(events) = &self.replay {
+            let (batch, first) = replayed(events, self.next);
+            self.next = self.next_block_after(first);
+            return Ok(Poll::Batch(batch));
+        }
+        let block = self.next / BLOCK_EVENTS;
+        let start = block * BLOCK_EVENTS;
+        let stop = (start + BLOCK_EVENTS).min(end);
+        self.fields.reseed(self.seed, block);
+        let mut b = Builders::new((stop - start) as usize);
+        for e in start..stop {
             b.push(&self.layout, &mut self.fields, e);
         }
-        self.next += n;
-        Ok(Poll::Batch(self.assemble(b, first)?))
+        let batch = self.assemble(b, start)?;
+        let skip = (self.next - start) as usize;
+        self.next = self.next_block_after(start);
+        Ok(Poll::Batch(batch.slice(skip, batch.num_rows() - skip)))
     }
 
     fn assemble(&self, mut b: Builders, first: u64) -> Result<RecordBatch> {
@@ -343,11 +422,74 @@ impl NexmarkReader {
             cols.push(new_null_array(&DataType::Int64, n));
         }
         cols.push(Arc::new(Int64Array::from(std::mem::take(&mut b.rowtime))));
-        cols.push(Arc::new(Int32Array::from(vec![0; n])));
+        cols.push(Arc::new(Int32Array::from(vec![self.subtask as i32; n])));
         cols.push(Arc::new(Int64Array::from_iter_values(
             (first..first + n as u64).map(|o| o as i64),
         )));
         cols.push(Arc::new(Int8Array::from(vec![0i8; n])));
         Ok(RecordBatch::try_new(self.schema.arrow.clone(), cols)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{AsArray, RecordBatch};
+    use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+    use datafusion::arrow::datatypes::Int64Type;
+    use riffle_sql::catalog::Connector;
+    use riffle_sql::planner::Planner;
+
+    use super::{BLOCK_EVENTS, NexmarkReader};
+    use crate::connectors::Poll;
+    use crate::{Engine, EngineConfig};
+
+    /// Everything the readers make, ordered by event number.
+    fn drain(readers: Vec<NexmarkReader>) -> RecordBatch {
+        let mut batches = Vec::new();
+        for mut r in readers {
+            while let Poll::Batch(b) = r.poll(100).expect("generates") {
+                assert!(b.num_rows() as u64 <= BLOCK_EVENTS);
+                batches.push(b);
+            }
+        }
+        let all = concat_batches(&batches[0].schema(), &batches).expect("one layout");
+        let offsets = all.column(all.num_columns() - 2);
+        let order = sort_to_indices(offsets, None, None).expect("sorts");
+        take_record_batch(&all, &order).expect("takes")
+    }
+
+    /// Split between subtasks, the generator makes exactly the events one reader makes, so a
+    /// query's result does not depend on its parallelism.
+    #[tokio::test]
+    async fn subtasks_together_make_the_stream_of_one_reader() {
+        let engine = Engine::new(EngineConfig::default()).expect("engine");
+        engine
+            .execute(
+                "CREATE TABLE gen (event_type INT, person ROW<id BIGINT, name VARCHAR>, \
+                 bid ROW<auction BIGINT, price BIGINT, extra VARCHAR>) \
+                 WITH ('connector' = 'nexmark', 'events.num' = '10000', 'seed' = '3');",
+            )
+            .await
+            .expect("declares");
+        let def = engine.catalog().require("GEN").expect("declared");
+        let Connector::Nexmark(opts) = &def.connector else {
+            panic!("not a nexmark source");
+        };
+        let schema = Planner::source_schema(&def);
+        let one = drain(vec![NexmarkReader::new(opts, schema.clone())]);
+        let three = drain(
+            (0..3)
+                .map(|i| NexmarkReader::new(opts, schema.clone()).split(i, 3))
+                .collect(),
+        );
+        assert_eq!(one.num_rows(), 10_000);
+        let offsets = one
+            .column(one.num_columns() - 2)
+            .as_primitive::<Int64Type>();
+        assert_eq!(offsets.value(9_999), 9_999);
+        // The partition column names the subtask; everything else is the same.
+        for c in (0..one.num_columns()).filter(|c| *c != one.num_columns() - 3) {
+            assert_eq!(one.column(c), three.column(c), "column {c}");
+        }
     }
 }

@@ -232,6 +232,14 @@ impl FieldSource {
         }
     }
 
+    /// Restarts the random draws for block `block` of a generator seeded with `seed`: a block's
+    /// events depend only on the seed and the block, not on what was generated before.
+    pub fn reseed(&mut self, seed: u64, block: u64) {
+        let mixed = (seed ^ 0xA076_1D64_78BD_642F)
+            .wrapping_add(block.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        self.rng = ChaCha8Rng::seed_from_u64(mixed);
+    }
+
     fn chance(&mut self, one_in: u64) -> bool {
         self.rng.random_range(0..one_in) == 0
     }
