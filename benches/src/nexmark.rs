@@ -239,8 +239,8 @@ pub async fn run_fed(
 }
 
 /// Batch equivalents (DataFusion SQL over the generator's table `datagen`) of the suite's
-/// stateless queries, of its regular joins and of q8's join of window aggregates (which, over
-/// the whole input, give the same rows).
+/// stateless queries, of its regular joins and of q7's and q8's joins with window aggregates
+/// (which, over the whole input, give the same rows).
 pub fn batch_sql(query: &str) -> Option<&'static str> {
     Some(match query {
         "q0" => {
@@ -265,6 +265,16 @@ pub fn batch_sql(query: &str) -> Option<&'static str> {
             "SELECT B.BID['AUCTION'], B.BID['PRICE'], A.AUCTION['ITEMNAME'] \
              FROM DATAGEN B JOIN DATAGEN A ON B.BID['AUCTION'] = A.AUCTION['ID'] \
              WHERE B.EVENT_TYPE = 2 AND A.EVENT_TYPE = 1 AND A.AUCTION['CATEGORY'] = 10"
+        }
+        "q7" => {
+            "SELECT B.BID['AUCTION'], B.BID['PRICE'], B.BID['BIDDER'], B.BID['dateTime'], \
+             B.BID['EXTRA'] FROM DATAGEN B JOIN \
+             (SELECT MAX(BID['PRICE']) AS MAXPRICE, \
+              date_bin(INTERVAL '10 seconds', BID['dateTime']) + INTERVAL '10 seconds' AS WEND \
+              FROM DATAGEN WHERE EVENT_TYPE = 2 GROUP BY 2) B1 \
+             ON B.BID['PRICE'] = B1.MAXPRICE \
+             WHERE B.EVENT_TYPE = 2 \
+             AND B.BID['dateTime'] BETWEEN B1.WEND - INTERVAL '10 seconds' AND B1.WEND"
         }
         "q8" => {
             "SELECT P.ID, P.NAME, P.STARTTIME FROM \
@@ -359,12 +369,12 @@ mod tests {
     /// events come from the generator or are replayed from memory.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn streaming_rows_equal_batch_rows() {
-        // 1,000 events per second of event time: 20 s, so q8 joins several windows.
+        // 1,000 events per second of event time: 20 s, so q7 and q8 join several windows.
         let w = Workload {
             events: 20_000,
             tps: 1_000,
         };
-        for q in ["q0", "q1", "q2", "q3", "q8", "q20"] {
+        for q in ["q0", "q1", "q2", "q3", "q7", "q8", "q20"] {
             assert!(batch_sql(q).is_some());
             let streaming = run(q, &w, 2).await.unwrap_or_else(|e| panic!("{q}: {e}"));
             let replayed = run_fed(q, &w, 2, Feed::Memory)

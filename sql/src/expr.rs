@@ -899,6 +899,51 @@ impl<'a> ExprPlanner<'a> {
         Ok((l, r))
     }
 
+    /// `time ± INTERVAL '…' unit`: a TIMESTAMP stays a TIMESTAMP, a BIGINT (epoch milliseconds,
+    /// as ksqlDB's ROWTIME) stays a BIGINT.
+    fn shift_by_interval(
+        &mut self,
+        time: &SqlExpr,
+        plus: bool,
+        by: std::time::Duration,
+    ) -> Result<Expr> {
+        let base = self.plan(time)?;
+        let op = if plus {
+            Operator::Plus
+        } else {
+            Operator::Minus
+        };
+        let ms = lit(by.as_millis() as i64);
+        match self.type_of(&base)? {
+            DataType::Timestamp(unit, tz) => {
+                let millis = Expr::Cast(Cast::new(
+                    Box::new(Expr::Cast(Cast::new(
+                        Box::new(base),
+                        DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+                    ))),
+                    DataType::Int64,
+                ));
+                let shifted = Expr::BinaryExpr(BinaryExpr::new(Box::new(millis), op, Box::new(ms)));
+                Ok(Expr::Cast(Cast::new(
+                    Box::new(Expr::Cast(Cast::new(
+                        Box::new(shifted),
+                        DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+                    ))),
+                    DataType::Timestamp(unit, tz),
+                )))
+            }
+            DataType::Int64 | DataType::Int32 => Ok(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(base),
+                op,
+                Box::new(ms),
+            ))),
+            other => Err(SqlError::semantic(format!(
+                "an INTERVAL can be added to or subtracted from a TIMESTAMP or BIGINT time, not \
+                 {other} ({time})"
+            ))),
+        }
+    }
+
     fn plan_binary(
         &mut self,
         left: &SqlExpr,
@@ -933,6 +978,11 @@ impl<'a> ExprPlanner<'a> {
                     "expected a field name after ->, found {other}"
                 ))),
             };
+        }
+        if matches!(op, BinaryOperator::Plus | BinaryOperator::Minus)
+            && let Some(d) = crate::parser::interval_duration(right)
+        {
+            return self.shift_by_interval(left, *op == BinaryOperator::Plus, d);
         }
         let operator = match op {
             BinaryOperator::Plus => Operator::Plus,

@@ -127,10 +127,8 @@ pub fn desugar(q: &Query, catalog: &Catalog) -> Result<Query> {
         }
     }
     if group_by.is_empty() {
-        return Err(SqlError::semantic(
-            "window TVF aggregations need at least one grouping column besides window_start and \
-             window_end",
-        ));
+        // One group per window: a constant key (the window operators group by key and window).
+        group_by.push(parse_expr("'*'")?);
     }
     let end_offset_ms = match &tvf.kind {
         crate::ast::WindowKind::Session { gap } => gap.as_millis() as i64,

@@ -1,6 +1,6 @@
-//! Row storage and output assembly of the stream-table and table-table joins: rows are kept as one-row
-//! slices of their input batches, and output rows are assembled column by column from the key
-//! source, the left row (or NULLs) and the right row (or NULLs).
+//! Row storage and output assembly of the stream-table and table-table joins: rows are kept as
+//! one-row slices of their input batches, and output rows are assembled column by column from
+//! the key source, the left row (or NULLs) and the right row (or NULLs).
 
 use std::sync::Arc;
 
