@@ -1,11 +1,15 @@
-//! Criterion benchmarks of riffle's hot paths: JSON decoding into Arrow batches, and whole
-//! pipelines (filter/project, hash aggregation with a key shuffle, tumbling windows) over
+//! Criterion benchmarks of riffle's hot paths: JSON decoding into Arrow batches and encoding
+//! back, state writes as a checkpoint makes them (one RocksDB write batch), and whole pipelines
+//! (filter/project, hash aggregation with a key shuffle, tumbling window assignment) over
 //! generated rows. `cargo bench -p riffle-benches`; CI runs them once as tests
 //! (`cargo test --benches`).
 
+use std::sync::Arc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use riffle_benches::{json_orders, run_pipeline};
-use riffle_engine::formats::RecordDecoder;
+use riffle_engine::formats::{RecordDecoder, RecordEncoder};
+use riffle_engine::state::store::StateStore;
 use riffle_sql::ast::StatementKind;
 use riffle_sql::catalog::{Defaults, source_from_create};
 use riffle_sql::planner::Planner;
@@ -69,8 +73,42 @@ fn json_decode(c: &mut Criterion) {
     g.bench_function("json_decode_4096", |b| {
         b.iter(|| decoder.decode(&records).batch.num_rows())
     });
+    let schema = Planner::source_schema(&def);
+    let encoder = RecordEncoder::new(&def, &schema).expect("an encoder");
+    let batch = decoder.decode(&records).batch;
+    g.bench_function("json_encode_4096", |b| {
+        b.iter(|| {
+            (0..batch.num_rows())
+                .filter_map(|row| encoder.encode_value(&batch, row).ok().flatten())
+                .map(|v| v.len())
+                .sum::<usize>()
+        })
+    });
     g.finish();
 }
 
-criterion_group!(benches, json_decode, pipelines);
+/// 100,000 changed entries (16-byte keys, 64-byte values) written in one batch, as an operator
+/// flushes its changes at a checkpoint barrier.
+fn state_writes(c: &mut Criterion) {
+    const ENTRIES: usize = 100_000;
+    let store = Arc::new(StateStore::temporary(1).expect("a state store"));
+    let table = store.table("bench", 0);
+    let keys: Vec<Vec<u8>> = (0..ENTRIES as u64)
+        .map(|i| [i.to_be_bytes(), (i * 7).to_be_bytes()].concat())
+        .collect();
+    let value = vec![42u8; 64];
+    let mut g = c.benchmark_group("state");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(ENTRIES as u64));
+    g.bench_function("checkpoint_write_100k", |b| {
+        b.iter(|| {
+            table
+                .write(keys.iter().map(|k| (k.as_slice(), value.as_slice())), [])
+                .expect("written")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, json_decode, state_writes, pipelines);
 criterion_main!(benches);

@@ -2,8 +2,9 @@
 //! partition's [`PartitionMatcher`] in time order (ties in arrival order). Rows behind the
 //! watermark on arrival are late: they go to the processing log. `DEFINE` conditions are
 //! evaluated for all candidate threads of a row at once, one Arrow batch per pattern variable;
-//! measures for all matches completed by a watermark are evaluated in one batch. Waiting rows and
-//! each partition's partial matches are checkpointed, so a match can span a restart.
+//! measures for all matches completed by a watermark are evaluated in one batch. Waiting rows stay
+//! in the input batches they arrived in until released. Waiting rows and each partition's
+//! partial matches are checkpointed, so a match can span a restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int8Array, Int32Array, Int64Array, RecordBatch, RecordBatchOptions,
 };
+use datafusion::arrow::compute::interleave_record_batch;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::common::ScalarValue;
 use riffle_sql::match_recognize::{MatchExpr, MatchRecognizeNode, Nav, Term};
@@ -39,7 +41,11 @@ pub struct MatchRecognizeOp {
     node: MatchRecognizeNode,
     input: StreamSchema,
     partitions: HashMap<Vec<ScalarValue>, PartitionMatcher>,
-    pending: BTreeMap<(i64, u64), StoredRow>,
+    /// Rows waiting for the watermark, by (event time, arrival): their batch id and row.
+    pending: BTreeMap<(i64, u64), (u32, u32)>,
+    /// Input batches holding waiting rows, with how many of their rows still wait.
+    waiting: HashMap<u32, (RecordBatch, usize)>,
+    next_batch: u32,
     arrivals: u64,
     watermark: i64,
     max_prev: u64,
@@ -112,6 +118,8 @@ impl MatchRecognizeOp {
             node: node.clone(),
             partitions: HashMap::new(),
             pending: BTreeMap::new(),
+            waiting: HashMap::new(),
+            next_batch: 0,
             arrivals: 0,
             watermark: i64::MIN,
             max_prev,
@@ -120,6 +128,46 @@ impl MatchRecognizeOp {
         };
         store.resume(&mut op)?;
         Ok(op)
+    }
+
+    /// Waiting row `row` of batch `id` as values, forgetting the batch once none of its rows waits.
+    fn take_waiting(&mut self, id: u32, row: usize, rowtime: i64) -> Result<StoredRow> {
+        let Some((batch, left)) = self.waiting.get_mut(&id) else {
+            return Err(EngineError::DataFusion(
+                "internal: a waiting MATCH_RECOGNIZE row lost its batch".into(),
+            ));
+        };
+        let values = batch
+            .columns()
+            .iter()
+            .map(|c| ScalarValue::try_from_array(c, row))
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
+        *left -= 1;
+        if *left == 0 {
+            self.waiting.remove(&id);
+        }
+        Ok(StoredRow { values, rowtime })
+    }
+
+    /// The waiting rows in (event time, arrival) order, as one batch.
+    fn waiting_batch(&self) -> Result<RecordBatch> {
+        if self.pending.is_empty() {
+            return Ok(RecordBatch::new_empty(self.input.arrow.clone()));
+        }
+        let ids: Vec<u32> = self.waiting.keys().copied().collect();
+        let position: HashMap<u32, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let sources: Vec<&RecordBatch> = ids
+            .iter()
+            .filter_map(|id| self.waiting.get(id))
+            .map(|(b, _)| b)
+            .collect();
+        let indices: Vec<(usize, usize)> = self
+            .pending
+            .values()
+            .filter_map(|(id, row)| Some((*position.get(id)?, *row as usize)))
+            .collect();
+        Ok(interleave_record_batch(&sources, &indices)?)
     }
 
     /// Feeds rows with event time up to `upto` to their partitions, then ends attempts that can
@@ -131,7 +179,9 @@ impl MatchRecognizeOp {
             if entry.key().0 > upto {
                 break;
             }
-            let row = entry.remove();
+            let rowtime = entry.key().0;
+            let (id, at) = entry.remove();
+            let row = self.take_waiting(id, at as usize, rowtime)?;
             let key = row.values[..kc].to_vec();
             let part = self.partitions.entry(key.clone()).or_default();
             let (seq, candidates) = part.push(row, &self.node.program, self.node.within_ms);
@@ -334,7 +384,9 @@ impl Operator for MatchRecognizeOp {
         let ops = ops_of(&batch, self.input.op());
         let times = batch
             .column(self.input.rowtime())
-            .as_primitive::<Int64Type>();
+            .as_primitive::<Int64Type>()
+            .clone();
+        let mut waiting = 0;
         for i in 0..batch.num_rows() {
             if ops.value(i) == ChangeOp::Delete as i8 {
                 continue;
@@ -360,18 +412,15 @@ impl Operator for MatchRecognizeOp {
                 ctx.report(e);
                 continue;
             }
-            let mut values = Vec::with_capacity(batch.num_columns());
-            for c in batch.columns() {
-                values.push(ScalarValue::try_from_array(c, i)?);
-            }
-            self.pending.insert(
-                (ts, self.arrivals),
-                StoredRow {
-                    values,
-                    rowtime: ts,
-                },
-            );
+            self.pending
+                .insert((ts, self.arrivals), (self.next_batch, i as u32));
+            waiting += 1;
             self.arrivals += 1;
+        }
+        if waiting > 0 {
+            self.waiting
+                .insert(self.next_batch, (batch.clone(), waiting));
+            self.next_batch += 1;
         }
         Ok(vec![])
     }
@@ -421,9 +470,7 @@ impl Snapshot for MatchRecognizeOp {
                 .partitions
                 .push((state, rows.iter().map(|r| r.rowtime).collect()));
         }
-        let waiting: Vec<&[ScalarValue]> =
-            self.pending.values().map(|r| r.values.as_slice()).collect();
-        batches.push(rows_to_batch(schema, width, &waiting)?);
+        batches.push(self.waiting_batch()?);
         snapshot::encode(&saved, &batches)
     }
 
@@ -450,15 +497,21 @@ impl Snapshot for MatchRecognizeOp {
             self.partitions
                 .insert(key, PartitionMatcher::restored(state, rows));
         }
-        let waiting = batch_to_rows(&batches[batches.len() - 1])?;
-        for ((ts, n), values) in saved.pending.into_iter().zip(waiting) {
-            self.pending.insert(
-                (ts, n),
-                StoredRow {
-                    values,
-                    rowtime: ts,
-                },
-            );
+        let waiting = &batches[batches.len() - 1];
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let mut count = 0;
+        for (i, mark) in saved
+            .pending
+            .into_iter()
+            .enumerate()
+            .take(waiting.num_rows())
+        {
+            self.pending.insert(mark, (id, i as u32));
+            count += 1;
+        }
+        if count > 0 {
+            self.waiting.insert(id, (waiting.clone(), count));
         }
         Ok(())
     }

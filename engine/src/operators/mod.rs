@@ -5,6 +5,7 @@
 pub mod aggregate_state;
 pub mod computed_columns;
 pub mod filter;
+pub mod filter_project;
 pub mod group_aggregate;
 pub mod join_rows;
 pub mod match_recognize;

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::compute::kernels::boolean::and;
+use datafusion::arrow::compute::{cast, is_not_null};
+use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use riffle_sql::plan::StreamSchema;
 
 use super::{OpContext, Operator, evaluate, filter};
@@ -36,6 +38,29 @@ impl ProjectOp {
     }
 }
 
+impl ProjectOp {
+    /// Whether the projection may drop rows (those whose new key is NULL).
+    pub fn drops_rows(&self) -> bool {
+        self.drop_null_keys && self.output.key_count > 0
+    }
+
+    /// Whether every expression only picks existing data (columns, struct fields, literals):
+    /// computing it for rows a filter would drop costs nothing and cannot fail.
+    pub fn only_picks(&self) -> bool {
+        self.exprs.iter().all(picks)
+    }
+}
+
+/// Whether `e` is a column, a literal, or a struct field of such.
+fn picks(e: &Arc<dyn PhysicalExpr>) -> bool {
+    let any: &dyn std::any::Any = e.as_ref();
+    if any.is::<Column>() || any.is::<Literal>() {
+        return true;
+    }
+    any.downcast_ref::<ScalarFunctionExpr>()
+        .is_some_and(|f| f.name() == "get_field" && f.args().iter().all(picks))
+}
+
 impl Operator for ProjectOp {
     fn name(&self) -> &'static str {
         "Project"
@@ -61,13 +86,12 @@ impl Operator for ProjectOp {
             columns.push(batch.column(sys + i).clone());
         }
         let out = RecordBatch::try_new(self.output.arrow.clone(), columns)?;
-        if self.drop_null_keys && self.output.key_count > 0 {
-            let mask: BooleanArray = (0..out.num_rows())
-                .map(|r| Some((0..self.output.key_count).all(|k| out.column(k).is_valid(r))))
-                .collect();
-            if mask.false_count() > 0 {
-                return Ok(vec![filter(&out, &mask)?]);
+        if self.drops_rows() && (0..self.output.key_count).any(|k| out.column(k).null_count() > 0) {
+            let mut mask = is_not_null(out.column(0))?;
+            for k in 1..self.output.key_count {
+                mask = and(&mask, &is_not_null(out.column(k))?)?;
             }
+            return Ok(vec![filter(&out, &mask)?]);
         }
         Ok(vec![out])
     }

@@ -16,9 +16,10 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{cast, concat_batches, interleave, interleave_record_batch};
 use datafusion::arrow::datatypes::Int64Type;
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, SortField};
 use riffle_sql::ast::JoinKind;
 use riffle_sql::plan::{ChangeOp, JoinNode, JoinType, StreamSchema};
+use smallvec::SmallVec;
 
 use super::{OpContext, Operator, OperatorState, Snapshot, ops_of};
 use crate::error::{EngineError, Result};
@@ -40,13 +41,17 @@ struct Entry {
     row: u32,
 }
 
+/// A join key in the row format (bytes compare equal when the keys are equal).
+type Key = Box<[u8]>;
+
 #[derive(Default)]
 struct Side {
-    store: HashMap<OwnedRow, Vec<Entry>>,
+    /// Kept rows by key; most keys hold one row, kept inline.
+    store: HashMap<Key, SmallVec<[Entry; 1]>>,
     /// Input batches holding kept rows, by id, with how many of their rows are kept.
     batches: HashMap<u32, (RecordBatch, usize)>,
     next_batch: u32,
-    pending: BTreeMap<(i64, u64), (OwnedRow, RecordBatch)>,
+    pending: BTreeMap<(i64, u64), (Key, RecordBatch)>,
 }
 
 impl Side {
@@ -346,12 +351,15 @@ impl Snapshot for StreamStreamJoinOp {
             s.next_batch += 1;
             let mut count = 0;
             for (i, (ts, seq)) in kept_marks.into_iter().enumerate().take(kept.num_rows()) {
-                s.store.entry(keys.row(i).owned()).or_default().push(Entry {
-                    ts,
-                    seq,
-                    batch: id,
-                    row: i as u32,
-                });
+                s.store
+                    .entry(Key::from(keys.row(i).as_ref()))
+                    .or_default()
+                    .push(Entry {
+                        ts,
+                        seq,
+                        batch: id,
+                        row: i as u32,
+                    });
                 self.oldest = self.oldest.min(ts);
                 count += 1;
             }
@@ -365,7 +373,7 @@ impl Snapshot for StreamStreamJoinOp {
                 .enumerate()
                 .take(pending.num_rows())
             {
-                let entry = (keys.row(i).owned(), pending.slice(i, 1));
+                let entry = (Key::from(keys.row(i).as_ref()), pending.slice(i, 1));
                 self.sides[side].pending.insert(mark, entry);
             }
         }
@@ -418,15 +426,16 @@ impl Operator for StreamStreamJoinOp {
             let t = times.value(i);
             self.stream_time = self.stream_time.max(t);
             self.expire();
-            let key = keys.row(i).owned();
+            let row_key = keys.row(i);
+            let key: &[u8] = row_key.as_ref();
             let (lo, hi) = if side == 0 {
                 (t.saturating_sub(self.before), t.saturating_add(self.after))
             } else {
                 (t.saturating_sub(self.after), t.saturating_add(self.before))
             };
-            let mut matches: Vec<Entry> = self.sides[other]
+            let mut matches: SmallVec<[Entry; 4]> = self.sides[other]
                 .store
-                .get(&key)
+                .get(key)
                 .map(|es| {
                     es.iter()
                         .filter(|e| e.ts >= lo && e.ts <= hi)
@@ -467,18 +476,25 @@ impl Operator for StreamStreamJoinOp {
                 } else {
                     self.sides[side]
                         .pending
-                        .insert((t, seq), (key.clone(), batch.slice(i, 1)));
+                        .insert((t, seq), (Key::from(key), batch.slice(i, 1)));
                 }
             }
             if t >= self.stream_time.saturating_sub(self.retention) {
                 self.oldest = self.oldest.min(t);
                 let s = &mut self.sides[side];
-                s.store.entry(key).or_default().push(Entry {
+                let entry = Entry {
                     ts: t,
                     seq,
                     batch: id,
                     row: i as u32,
-                });
+                };
+                match s.store.get_mut(key) {
+                    Some(entries) => entries.push(entry),
+                    None => {
+                        s.store
+                            .insert(Key::from(key), SmallVec::from_elem(entry, 1));
+                    }
+                }
                 s.batches.entry(id).or_insert_with(|| (batch.clone(), 0)).1 += 1;
             }
             self.close_pending(&mut out);

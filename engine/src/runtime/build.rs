@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use riffle_sql::ast::{SourceKind, WindowKind};
 use riffle_sql::catalog::{Connector, FormatKind, SourceDef};
-use riffle_sql::plan::{JoinType, PlanNode, QueryPlan, SourceNode, StreamSchema};
+use riffle_sql::plan::{
+    FilterNode, JoinType, PlanNode, ProjectNode, QueryPlan, SourceNode, StreamSchema,
+};
 use riffle_udfs::scalar::java_time::JavaFormat;
 use tokio::sync::mpsc;
 
@@ -29,6 +31,7 @@ use crate::formats::{RecordDecoder, RecordEncoder};
 use crate::metrics::QueryMetrics;
 use crate::operators::computed_columns::ComputedColumns;
 use crate::operators::filter::FilterOp;
+use crate::operators::filter_project::FilterProjectOp;
 use crate::operators::group_aggregate::GroupAggregateOp;
 use crate::operators::match_recognize::MatchRecognizeOp;
 use crate::operators::project::ProjectOp;
@@ -158,6 +161,35 @@ fn collect_stages<'a>(node: &'a PlanNode, stages: &mut Vec<StageDef<'a>>) -> Res
     Ok(stages.len() - 1)
 }
 
+fn filter_op(f: &FilterNode) -> FilterOp {
+    let input = f.input.schema();
+    FilterOp::new(
+        f.predicate.physical.clone(),
+        input.kind == SourceKind::Stream,
+        input.op(),
+    )
+}
+
+fn project_op(p: &ProjectNode) -> ProjectOp {
+    ProjectOp::new(
+        p.exprs.iter().map(|e| e.physical.clone()).collect(),
+        p.input.schema().clone(),
+        p.schema.clone(),
+        p.drop_null_keys,
+    )
+}
+
+/// A filter directly under a projection that only picks columns, run as one operator.
+fn fused(nodes: &[&PlanNode], at: usize) -> Option<FilterProjectOp> {
+    let (PlanNode::Filter(f), Some(PlanNode::Project(p))) = (nodes[at], nodes.get(at + 1)) else {
+        return None;
+    };
+    if !std::ptr::eq(p.input.as_ref(), nodes[at]) {
+        return None;
+    }
+    FilterProjectOp::fuse(filter_op(f), project_op(p))
+}
+
 fn operator_for(node: &PlanNode, state: OperatorState) -> Result<Option<Box<dyn Operator>>> {
     Ok(match node {
         PlanNode::Source(_) | PlanNode::Exchange(_) => None,
@@ -170,20 +202,8 @@ fn operator_for(node: &PlanNode, state: OperatorState) -> Result<Option<Box<dyn 
                 Box::new(TableTableJoinOp::new(j, state)?)
             }
         }),
-        PlanNode::Filter(f) => {
-            let input = f.input.schema();
-            Some(Box::new(FilterOp::new(
-                f.predicate.physical.clone(),
-                input.kind == SourceKind::Stream,
-                input.op(),
-            )))
-        }
-        PlanNode::Project(p) => Some(Box::new(ProjectOp::new(
-            p.exprs.iter().map(|e| e.physical.clone()).collect(),
-            p.input.schema().clone(),
-            p.schema.clone(),
-            p.drop_null_keys,
-        ))),
+        PlanNode::Filter(f) => Some(Box::new(filter_op(f))),
+        PlanNode::Project(p) => Some(Box::new(project_op(p))),
         PlanNode::MatchRecognize(m) => Some(Box::new(MatchRecognizeOp::new(m, state)?)),
         PlanNode::Aggregate(a) => match a.window.as_ref().map(|w| &w.kind) {
             None => Some(Box::new(GroupAggregateOp::new(a, state)?)),
@@ -590,11 +610,19 @@ pub fn launch(
                 OperatorState::table_source(store.clone(), stage, subtask),
             )?));
         }
-        for (o, n) in stages[stage].ops.iter().enumerate() {
+        let nodes = &stages[stage].ops;
+        let mut o = 0;
+        while o < nodes.len() {
+            if let Some(op) = fused(nodes, o) {
+                ops.push(Box::new(op));
+                o += 2;
+                continue;
+            }
             let state = OperatorState::new(store.clone(), stage, o, subtask);
-            if let Some(op) = operator_for(n, state)? {
+            if let Some(op) = operator_for(nodes[o], state)? {
                 ops.push(op);
             }
+            o += 1;
         }
         if stage == root {
             ops.push(Box::new(sink_op(
