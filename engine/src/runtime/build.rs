@@ -31,7 +31,7 @@ use crate::formats::{RecordDecoder, RecordEncoder};
 use crate::metrics::QueryMetrics;
 use crate::operators::computed_columns::ComputedColumns;
 use crate::operators::filter::FilterOp;
-use crate::operators::filter_project::FilterProjectOp;
+use crate::operators::filter_project::{FilterProjectOp, Step};
 use crate::operators::group_aggregate::GroupAggregateOp;
 use crate::operators::match_recognize::MatchRecognizeOp;
 use crate::operators::project::ProjectOp;
@@ -179,15 +179,26 @@ fn project_op(p: &ProjectNode) -> ProjectOp {
     )
 }
 
-/// A filter directly under a projection that only picks columns, run as one operator.
-fn fused(nodes: &[&PlanNode], at: usize) -> Option<FilterProjectOp> {
-    let (PlanNode::Filter(f), Some(PlanNode::Project(p))) = (nodes[at], nodes.get(at + 1)) else {
-        return None;
-    };
-    if !std::ptr::eq(p.input.as_ref(), nodes[at]) {
-        return None;
+/// The run of filters and picking projections starting at `nodes[at]`, as one operator, and
+/// how many nodes it covers.
+fn fused(nodes: &[&PlanNode], at: usize) -> Option<(FilterProjectOp, usize)> {
+    let mut steps = Vec::new();
+    let mut prev: Option<&PlanNode> = None;
+    for &node in &nodes[at..] {
+        let (input, step) = match node {
+            PlanNode::Filter(f) => (&f.input, Step::Filter(filter_op(f))),
+            PlanNode::Project(p) => (&p.input, Step::Project(project_op(p))),
+            _ => break,
+        };
+        let chained = prev.is_none_or(|p| std::ptr::eq(input.as_ref(), p));
+        if !chained || !FilterProjectOp::admits(&steps, &step) {
+            break;
+        }
+        steps.push(step);
+        prev = Some(node);
     }
-    FilterProjectOp::fuse(filter_op(f), project_op(p))
+    let covered = steps.len();
+    FilterProjectOp::fuse(steps).map(|op| (op, covered))
 }
 
 fn operator_for(node: &PlanNode, state: OperatorState) -> Result<Option<Box<dyn Operator>>> {
@@ -613,9 +624,9 @@ pub fn launch(
         let nodes = &stages[stage].ops;
         let mut o = 0;
         while o < nodes.len() {
-            if let Some(op) = fused(nodes, o) {
+            if let Some((op, covered)) = fused(nodes, o) {
                 ops.push(Box::new(op));
-                o += 2;
+                o += covered;
                 continue;
             }
             let state = OperatorState::new(store.clone(), stage, o, subtask);
