@@ -1,6 +1,7 @@
 //! Computed columns (Flink `name AS expr` in `CREATE TABLE`): filled from the other columns of
 //! each batch as it is read, before watermarks are tracked, so a computed column can be the
-//! relation's event time (`WATERMARK FOR computed_col …`).
+//! relation's event time (`WATERMARK FOR computed_col …`). Each expression sees only the columns
+//! it reads (a `CASE` filters its whole input per branch: the wide rest is never copied).
 
 use std::sync::Arc;
 
@@ -8,15 +9,47 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 
 use super::{OpContext, evaluate};
 use crate::error::Result;
 
+/// One computed column: where it goes, the input columns it reads, and its expression over
+/// just those columns.
+struct Computed {
+    index: usize,
+    reads: Vec<usize>,
+    expr: Arc<dyn PhysicalExpr>,
+}
+
+/// `expr` over only the columns it reads, and their indices in the full batch.
+fn narrowed(expr: &Arc<dyn PhysicalExpr>) -> Result<(Vec<usize>, Arc<dyn PhysicalExpr>)> {
+    let mut reads: Vec<usize> = collect_columns(expr).iter().map(|c| c.index()).collect();
+    reads.sort_unstable();
+    reads.dedup();
+    let expr = expr
+        .clone()
+        .transform(|e| {
+            let any: &dyn std::any::Any = e.as_ref();
+            Ok(match any.downcast_ref::<Column>() {
+                Some(c) => {
+                    let at = reads.binary_search(&c.index()).unwrap_or_default();
+                    Transformed::yes(Arc::new(Column::new(c.name(), at)) as Arc<dyn PhysicalExpr>)
+                }
+                None => Transformed::no(e),
+            })
+        })?
+        .data;
+    Ok((reads, expr))
+}
+
 /// Fills computed columns and, when event time is a computed column, `ROWTIME`.
 pub struct ComputedColumns {
-    /// (column index, expression) for each computed column.
-    columns: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+    /// Each computed column.
+    columns: Vec<Computed>,
     /// Index of the computed event-time column, if event time is computed.
     time_column: Option<usize>,
     /// Index of `ROWTIME`.
@@ -29,22 +62,29 @@ impl ComputedColumns {
         columns: Vec<(usize, Arc<dyn PhysicalExpr>)>,
         time_column: Option<usize>,
         rowtime: usize,
-    ) -> Self {
-        ComputedColumns {
+    ) -> Result<Self> {
+        let columns = columns
+            .into_iter()
+            .map(|(index, expr)| {
+                let (reads, expr) = narrowed(&expr)?;
+                Ok(Computed { index, reads, expr })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ComputedColumns {
             columns,
             time_column,
             rowtime,
-        }
+        })
     }
 
     /// The batch with its computed columns (and event time) filled in.
     pub fn apply(&self, batch: RecordBatch, ctx: &OpContext) -> Result<RecordBatch> {
         let schema = batch.schema();
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-        for (idx, expr) in &self.columns {
-            let a = evaluate(expr, &batch, ctx)?;
-            let want = schema.field(*idx).data_type();
-            cols[*idx] = if a.data_type() == want {
+        for c in &self.columns {
+            let a = evaluate(&c.expr, &batch.project(&c.reads)?, ctx)?;
+            let want = schema.field(c.index).data_type();
+            cols[c.index] = if a.data_type() == want {
                 a
             } else {
                 cast(&a, want)?

@@ -8,9 +8,10 @@ use datafusion::arrow::array::{Array, AsArray, BooleanArray, Int8Array, RecordBa
 use datafusion::arrow::compute::kernels::boolean::and;
 use datafusion::arrow::compute::kernels::cmp::neq;
 use datafusion::arrow::compute::prep_null_mask_filter;
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr, Column, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
+    BinaryExpr, CastExpr, Column, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
 };
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use riffle_sql::plan::ChangeOp;
@@ -99,18 +100,12 @@ fn cannot_fail(e: &Arc<dyn PhysicalExpr>) -> bool {
             | Operator::IsNotDistinctFrom
             | Operator::And
             | Operator::Or => cannot_fail(b.left()) && cannot_fail(b.right()),
-            Operator::Divide | Operator::Modulo => {
-                let divisor: &dyn std::any::Any = b.right().as_ref();
-                let safe_divisor = divisor.downcast_ref::<Literal>().is_some_and(|l| {
-                    let v = l.value();
-                    v.data_type().is_integer()
-                        && !v.is_null()
-                        && !matches!(v.to_string().as_str(), "0" | "-1")
-                });
-                safe_divisor && cannot_fail(b.left())
-            }
+            Operator::Divide | Operator::Modulo => safe_divisor(b.right()) && cannot_fail(b.left()),
             _ => false,
         };
+    }
+    if constant(e).is_some() {
+        return true;
     }
     if let Some(n) = any.downcast_ref::<NotExpr>() {
         return cannot_fail(n.arg());
@@ -122,5 +117,71 @@ fn cannot_fail(e: &Arc<dyn PhysicalExpr>) -> bool {
         return cannot_fail(n.arg());
     }
     any.downcast_ref::<ScalarFunctionExpr>()
-        .is_some_and(|f| f.name() == "get_field" && f.args().iter().all(cannot_fail))
+        .is_some_and(|f| match (f.name(), f.args()) {
+            ("get_field", args) => args.iter().all(cannot_fail),
+            ("MOD", [value, divisor]) => cannot_fail(value) && safe_divisor(divisor),
+            _ => false,
+        })
+}
+
+/// The value of a literal, or of a cast of one that succeeds (then it succeeds on every row).
+fn constant(e: &Arc<dyn PhysicalExpr>) -> Option<ScalarValue> {
+    let any: &dyn std::any::Any = e.as_ref();
+    if let Some(l) = any.downcast_ref::<Literal>() {
+        return Some(l.value().clone());
+    }
+    let c = any.downcast_ref::<CastExpr>()?;
+    constant(c.expr())?.cast_to(c.cast_type()).ok()
+}
+
+/// An integer constant other than 0 and -1: dividing by it cannot fail or overflow.
+fn safe_divisor(e: &Arc<dyn PhysicalExpr>) -> bool {
+    constant(e).is_some_and(|v| {
+        v.data_type().is_integer() && !v.is_null() && !matches!(v.to_string().as_str(), "0" | "-1")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::PhysicalExpr;
+    use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+
+    use super::cannot_fail;
+
+    fn int(v: i64) -> Arc<dyn PhysicalExpr> {
+        Arc::new(Literal::new(ScalarValue::Int64(Some(v))))
+    }
+
+    fn bin(
+        l: Arc<dyn PhysicalExpr>,
+        op: Operator,
+        r: Arc<dyn PhysicalExpr>,
+    ) -> Arc<dyn PhysicalExpr> {
+        Arc::new(BinaryExpr::new(l, op, r))
+    }
+
+    /// Only predicates that cannot fail may run on rows an earlier filter dropped: comparisons
+    /// and division by a safe constant do, arithmetic that may overflow and division by a
+    /// column, 0 or -1 do not.
+    #[test]
+    fn predicates_that_cannot_fail() {
+        let a: Arc<dyn PhysicalExpr> = Arc::new(Column::new("A", 0));
+        let b: Arc<dyn PhysicalExpr> = Arc::new(Column::new("B", 1));
+        assert!(cannot_fail(&bin(a.clone(), Operator::Eq, int(2))));
+        let modulo = bin(a.clone(), Operator::Modulo, int(123));
+        assert!(cannot_fail(&bin(modulo, Operator::Eq, int(0))));
+        for divisor in [int(0), int(-1), b.clone()] {
+            let d = bin(a.clone(), Operator::Divide, divisor);
+            assert!(!cannot_fail(&bin(d, Operator::Gt, int(1))));
+        }
+        assert!(!cannot_fail(&bin(
+            bin(a.clone(), Operator::Plus, b),
+            Operator::Gt,
+            int(1)
+        )));
+    }
 }

@@ -260,7 +260,7 @@ fn computed_columns(src: &SourceNode) -> Result<Option<ComputedColumns>> {
         columns,
         time_column,
         src.schema.rowtime(),
-    )))
+    )?))
 }
 
 fn source_readers(
