@@ -326,7 +326,7 @@ async fn generate(w: &Workload) -> Result<(Vec<RecordBatch>, Vec<usize>), String
 }
 
 /// Runs the DataFusion batch form of `query` ([`batch_sql`]) over the workload's events held in
-/// memory (generation is not timed) and measures it.
+/// memory (generation is not timed) three times and reports the fastest run.
 pub async fn run_batch(query: &str, w: &Workload) -> Result<Measurement, String> {
     let sql = batch_sql(query).ok_or_else(|| format!("no batch form of {query}"))?;
     let batches = events_in_memory(w).await?;
@@ -341,23 +341,31 @@ pub async fn run_batch(query: &str, w: &Workload) -> Result<Measurement, String>
     let table = MemTable::try_new(schema, vec![batches]).map_err(text)?;
     ctx.register_table(TableReference::bare("DATAGEN"), Arc::new(table))
         .map_err(text)?;
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
-    let results = ctx
-        .sql(sql)
-        .await
-        .map_err(text)?
-        .collect()
-        .await
-        .map_err(text)?;
-    let seconds = t0.elapsed().as_secs_f64();
-    Ok(Measurement {
-        events: w.events,
-        rows_out: results.iter().map(|b| b.num_rows() as u64).sum(),
-        seconds,
-        cpu_seconds: cpu_seconds() - cpu0,
-        peak_rss: peak_rss(),
-    })
+    // The fastest of three runs: a batch query takes a fraction of a second, so one run is at
+    // the mercy of whatever else the machine does.
+    let mut best: Option<Measurement> = None;
+    for _ in 0..3 {
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let results = ctx
+            .sql(sql)
+            .await
+            .map_err(text)?
+            .collect()
+            .await
+            .map_err(text)?;
+        let m = Measurement {
+            events: w.events,
+            rows_out: results.iter().map(|b| b.num_rows() as u64).sum(),
+            seconds: t0.elapsed().as_secs_f64(),
+            cpu_seconds: cpu_seconds() - cpu0,
+            peak_rss: peak_rss(),
+        };
+        if best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
+            best = Some(m);
+        }
+    }
+    best.ok_or_else(|| "the batch query did not run".to_string())
 }
 
 #[cfg(test)]

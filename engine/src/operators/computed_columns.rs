@@ -1,49 +1,74 @@
 //! Computed columns (Flink `name AS expr` in `CREATE TABLE`): filled from the other columns of
 //! each batch as it is read, before watermarks are tracked, so a computed column can be the
-//! relation's event time (`WATERMARK FOR computed_col …`). Each expression sees only the columns
-//! it reads (a `CASE` filters its whole input per branch: the wide rest is never copied).
+//! relation's event time (`WATERMARK FOR computed_col …`). Each expression runs over just the
+//! columns and struct fields it reads, picked zero-copy (a `CASE` filters its whole input per
+//! branch: the wide rest of the row is never copied).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::zip::zip;
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::utils::collect_columns;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 
 use super::{OpContext, evaluate};
 use crate::error::Result;
 
-/// One computed column: where it goes, the input columns it reads, and its expression over
-/// just those columns.
+/// One computed column: where it goes, the values it picks from the input (columns and struct
+/// fields, zero-copy), and its expression over just those.
 struct Computed {
     index: usize,
-    reads: Vec<usize>,
+    picks: Vec<Arc<dyn PhysicalExpr>>,
     expr: Arc<dyn PhysicalExpr>,
 }
 
-/// `expr` over only the columns it reads, and their indices in the full batch.
-fn narrowed(expr: &Arc<dyn PhysicalExpr>) -> Result<(Vec<usize>, Arc<dyn PhysicalExpr>)> {
-    let mut reads: Vec<usize> = collect_columns(expr).iter().map(|c| c.index()).collect();
-    reads.sort_unstable();
-    reads.dedup();
+/// Whether `e` picks existing data: a column, or a field of a struct it picks.
+fn is_pick(e: &Arc<dyn PhysicalExpr>) -> bool {
+    let any: &dyn std::any::Any = e.as_ref();
+    if any.is::<Column>() {
+        return true;
+    }
+    any.downcast_ref::<ScalarFunctionExpr>().is_some_and(|f| {
+        let args = f.args();
+        f.name() == "get_field"
+            && args.first().is_some_and(is_pick)
+            && args[1..]
+                .iter()
+                .all(|a| (a.as_ref() as &dyn std::any::Any).is::<Literal>())
+    })
+}
+
+/// `expr` rewritten over the values it picks (column `i` of the narrow input is `picks[i]`);
+/// the caller sets where the column goes.
+fn narrowed(expr: &Arc<dyn PhysicalExpr>) -> Result<Computed> {
+    let mut picks: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
     let expr = expr
         .clone()
-        .transform(|e| {
-            let any: &dyn std::any::Any = e.as_ref();
-            Ok(match any.downcast_ref::<Column>() {
-                Some(c) => {
-                    let at = reads.binary_search(&c.index()).unwrap_or_default();
-                    Transformed::yes(Arc::new(Column::new(c.name(), at)) as Arc<dyn PhysicalExpr>)
+        .transform_down(|e| {
+            if !is_pick(&e) {
+                return Ok(Transformed::no(e));
+            }
+            let at = match picks.iter().position(|p| **p == *e) {
+                Some(i) => i,
+                None => {
+                    picks.push(e.clone());
+                    picks.len() - 1
                 }
-                None => Transformed::no(e),
-            })
+            };
+            let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(&format!("__PICK{at}"), at));
+            Ok(Transformed::new(column, true, TreeNodeRecursion::Jump))
         })?
         .data;
-    Ok((reads, expr))
+    Ok(Computed {
+        index: 0,
+        picks,
+        expr,
+    })
 }
 
 /// Fills computed columns and, when event time is a computed column, `ROWTIME`.
@@ -66,8 +91,10 @@ impl ComputedColumns {
         let columns = columns
             .into_iter()
             .map(|(index, expr)| {
-                let (reads, expr) = narrowed(&expr)?;
-                Ok(Computed { index, reads, expr })
+                Ok(Computed {
+                    index,
+                    ..narrowed(&expr)?
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(ComputedColumns {
@@ -82,7 +109,22 @@ impl ComputedColumns {
         let schema = batch.schema();
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for c in &self.columns {
-            let a = evaluate(&c.expr, &batch.project(&c.reads)?, ctx)?;
+            let picked = c
+                .picks
+                .iter()
+                .map(|p| evaluate(p, &batch, ctx))
+                .collect::<Result<Vec<_>>>()?;
+            let fields: Vec<Field> = picked
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Field::new(format!("__PICK{i}"), a.data_type().clone(), true))
+                .collect();
+            let narrow = RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                picked,
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?;
+            let a = evaluate(&c.expr, &narrow, ctx)?;
             let want = schema.field(c.index).data_type();
             cols[c.index] = if a.data_type() == want {
                 a
