@@ -13,10 +13,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::physical_expr::expressions::{Column, Literal};
-use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 
-use super::{OpContext, evaluate};
+use super::{OpContext, evaluate, is_pick};
 use crate::error::Result;
 
 /// One computed column: where it goes, the values it picks from the input (columns and struct
@@ -25,22 +25,6 @@ struct Computed {
     index: usize,
     picks: Vec<Arc<dyn PhysicalExpr>>,
     expr: Arc<dyn PhysicalExpr>,
-}
-
-/// Whether `e` picks existing data: a column, or a field of a struct it picks.
-fn is_pick(e: &Arc<dyn PhysicalExpr>) -> bool {
-    let any: &dyn std::any::Any = e.as_ref();
-    if any.is::<Column>() {
-        return true;
-    }
-    any.downcast_ref::<ScalarFunctionExpr>().is_some_and(|f| {
-        let args = f.args();
-        f.name() == "get_field"
-            && args.first().is_some_and(is_pick)
-            && args[1..]
-                .iter()
-                .all(|a| (a.as_ref() as &dyn std::any::Any).is::<Literal>())
-    })
 }
 
 /// `expr` rewritten over the values it picks (column `i` of the narrow input is `picks[i]`);

@@ -11,12 +11,12 @@ use datafusion::arrow::compute::prep_null_mask_filter;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr, CastExpr, Column, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
+    BinaryExpr, CastExpr, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
 };
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use riffle_sql::plan::ChangeOp;
 
-use super::{OpContext, Operator as StreamOperator, evaluate, filter, ops_of};
+use super::{OpContext, Operator as StreamOperator, evaluate, filter, is_pick, ops_of};
 use crate::error::Result;
 
 /// Filters rows by a predicate.
@@ -84,10 +84,10 @@ impl StreamOperator for FilterOp {
 
 /// See [`FilterOp::cannot_fail`].
 fn cannot_fail(e: &Arc<dyn PhysicalExpr>) -> bool {
-    let any: &dyn std::any::Any = e.as_ref();
-    if any.is::<Column>() || any.is::<Literal>() {
+    if is_pick(e) || constant(e).is_some() {
         return true;
     }
+    let any: &dyn std::any::Any = e.as_ref();
     if let Some(b) = any.downcast_ref::<BinaryExpr>() {
         return match b.op() {
             Operator::Eq
@@ -104,9 +104,6 @@ fn cannot_fail(e: &Arc<dyn PhysicalExpr>) -> bool {
             _ => false,
         };
     }
-    if constant(e).is_some() {
-        return true;
-    }
     if let Some(n) = any.downcast_ref::<NotExpr>() {
         return cannot_fail(n.arg());
     }
@@ -118,7 +115,6 @@ fn cannot_fail(e: &Arc<dyn PhysicalExpr>) -> bool {
     }
     any.downcast_ref::<ScalarFunctionExpr>()
         .is_some_and(|f| match (f.name(), f.args()) {
-            ("get_field", args) => args.iter().all(cannot_fail),
             ("MOD", [value, divisor]) => cannot_fail(value) && safe_divisor(divisor),
             _ => false,
         })

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Int8Type;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use riffle_sql::plan::ChangeOp;
 
 use crate::error::Result;
@@ -293,6 +294,23 @@ impl Chain {
 /// The change kinds of a batch.
 pub fn ops_of(batch: &RecordBatch, op_index: usize) -> Int8Array {
     batch.column(op_index).as_primitive::<Int8Type>().clone()
+}
+
+/// Whether `e` picks existing data without computing: a column, or a field of a struct it picks
+/// (`get_field` with literal field names). Picking is zero-copy and cannot fail.
+pub fn is_pick(e: &Arc<dyn PhysicalExpr>) -> bool {
+    let any: &dyn std::any::Any = e.as_ref();
+    if any.is::<Column>() {
+        return true;
+    }
+    any.downcast_ref::<ScalarFunctionExpr>().is_some_and(|f| {
+        let args = f.args();
+        f.name() == "get_field"
+            && args.first().is_some_and(is_pick)
+            && args[1..]
+                .iter()
+                .all(|a| (a.as_ref() as &dyn std::any::Any).is::<Literal>())
+    })
 }
 
 /// Evaluates an expression over a batch; when the batch fails as a whole, evaluates row by row so

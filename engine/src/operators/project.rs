@@ -6,11 +6,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::kernels::boolean::and;
 use datafusion::arrow::compute::{cast, is_not_null};
-use datafusion::physical_expr::expressions::{Column, Literal};
-use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Literal;
 use riffle_sql::plan::StreamSchema;
 
-use super::{OpContext, Operator, evaluate, filter};
+use super::{OpContext, Operator, evaluate, filter, is_pick};
 use crate::error::Result;
 
 /// Computes new columns.
@@ -47,18 +47,10 @@ impl ProjectOp {
     /// Whether every expression only picks existing data (columns, struct fields, literals):
     /// computing it for rows a filter would drop costs nothing and cannot fail.
     pub fn only_picks(&self) -> bool {
-        self.exprs.iter().all(picks)
+        self.exprs
+            .iter()
+            .all(|e| is_pick(e) || (e.as_ref() as &dyn std::any::Any).is::<Literal>())
     }
-}
-
-/// Whether `e` is a column, a literal, or a struct field of such.
-fn picks(e: &Arc<dyn PhysicalExpr>) -> bool {
-    let any: &dyn std::any::Any = e.as_ref();
-    if any.is::<Column>() || any.is::<Literal>() {
-        return true;
-    }
-    any.downcast_ref::<ScalarFunctionExpr>()
-        .is_some_and(|f| f.name() == "get_field" && f.args().iter().all(picks))
 }
 
 impl Operator for ProjectOp {
