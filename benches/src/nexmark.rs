@@ -11,7 +11,7 @@ use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use riffle_engine::connectors::Poll;
-use riffle_engine::connectors::nexmark::NexmarkReader;
+use riffle_engine::connectors::nexmark::{BLOCK_EVENTS, NexmarkReader};
 use riffle_engine::{Engine, EngineConfig};
 use riffle_sql::catalog::Connector;
 use riffle_sql::planner::Planner;
@@ -318,8 +318,8 @@ async fn generate(w: &Workload) -> Result<(Vec<RecordBatch>, Vec<usize>), String
     let mut reader = NexmarkReader::new(opts, schema.clone());
     let keep: Vec<usize> = (0..schema.key_count + schema.value_count).collect();
     let mut out = Vec::new();
-    let batch_rows = EngineConfig::default().max_batch_rows;
-    while let Poll::Batch(b) = reader.poll(batch_rows).map_err(text)? {
+    // The reader makes one block of events per poll, whatever the size asked for.
+    while let Poll::Batch(b) = reader.poll(BLOCK_EVENTS as usize).map_err(text)? {
         out.push(b);
     }
     Ok((out, keep))

@@ -723,23 +723,25 @@ impl<'a> Planner<'a> {
         crate::interval_join::conjuncts(on, &mut parts);
         let mut pairs: Vec<(SqlExpr, SqlExpr)> = Vec::new();
         let mut residual: Vec<SqlExpr> = Vec::new();
+        // An equality whose two expressions plan on the two sides, in either order.
+        let key_pair = |part: &SqlExpr| -> Option<(SqlExpr, SqlExpr)> {
+            let SqlExpr::BinaryOp {
+                left: a,
+                op: BinaryOperator::Eq,
+                right: b,
+            } = part
+            else {
+                return None;
+            };
+            [(a, b), (b, a)]
+                .into_iter()
+                .find(|(l, r)| plans(l, &left.scope) && plans(r, &right.scope))
+                .map(|(l, r)| (l.as_ref().clone(), r.as_ref().clone()))
+        };
         for part in parts {
-            match &part {
-                SqlExpr::BinaryOp {
-                    left: a,
-                    op: BinaryOperator::Eq,
-                    right: b,
-                } if plans(a, &left.scope) && plans(b, &right.scope) => {
-                    pairs.push((a.as_ref().clone(), b.as_ref().clone()))
-                }
-                SqlExpr::BinaryOp {
-                    left: a,
-                    op: BinaryOperator::Eq,
-                    right: b,
-                } if plans(b, &left.scope) && plans(a, &right.scope) => {
-                    pairs.push((b.as_ref().clone(), a.as_ref().clone()))
-                }
-                _ => residual.push(part),
+            match key_pair(&part) {
+                Some(pair) => pairs.push(pair),
+                None => residual.push(part),
             }
         }
         let both_streams = left.kind == SourceKind::Stream && right.kind == SourceKind::Stream;
